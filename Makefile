@@ -1,0 +1,83 @@
+# llmhost entry points. Two commands matter: `make lab` and `make test`.
+# Each bootstraps what it needs (venv, Docker engine, base image) and is
+# idempotent: a second run reuses everything.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+PY ?= python3
+STAMP := $(VENV)/.llmhost-$(shell cat requirements.txt constraints.txt training/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
+ROLES_WITH_MOLECULE := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
+ROLE ?=
+INVENTORY ?= inventories/lab
+LAB_DISTROS := debian12
+TEST_DISTROS := debian12 debian13
+
+export LLMHOST_ROOT := $(ROOT)
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+# --- control node -----------------------------------------------------------
+$(STAMP): requirements.txt constraints.txt training/requirements.txt
+	@bash scripts/bootstrap-venv.sh "$(VENV)" "$(STAMP)"
+
+.PHONY: venv
+venv: $(STAMP) ## Create or update .venv from the pinned requirements
+
+# --- lab host ------------------------------------------------------------------
+.PHONY: engine
+engine: ## Make sure a Docker engine answers (installs/starts one when root)
+	@bash scripts/docker-engine.sh ensure
+
+.PHONY: images
+images: engine ## Build the base images for the tests (cached by recipe)
+	@for d in $(TEST_DISTROS); do bash scripts/base-image.sh $$d; done
+
+.PHONY: lab-up lab-down lab-status
+lab-up: engine ## Start the lab host container
+	@bash scripts/labhost.sh up
+lab-down: ## Remove the lab host container
+	@bash scripts/labhost.sh down
+lab-status: ## Show the lab host
+	@bash scripts/labhost.sh status
+
+.PHONY: lab
+lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bundle
+	@bash scripts/run-lab.sh
+
+# --- tests -----------------------------------------------------------------------
+.PHONY: test
+test: venv lint unit molecule ## Lint, unit tests and every Molecule scenario (ROLE=x: one)
+
+.PHONY: lint
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+	ansible-lint --offline --profile production
+
+.PHONY: unit
+unit: venv ## pytest: unit tests, templates, parsers, policy checks
+	pytest -q tests
+
+.PHONY: molecule
+molecule: venv images ## Molecule scenarios (all, or ROLE=x)
+	@roles="$(if $(ROLE),$(ROLE),$(ROLES_WITH_MOLECULE))"; \
+	for r in $$roles; do \
+	  test -f roles/$$r/molecule/default/molecule.yml || { echo "no molecule scenario for role '$$r'"; exit 2; }; \
+	  echo "[llmhost] molecule test: $$r"; start=$$(date +%s); \
+	  (cd roles/$$r && LLMHOST_ROLE=$$r molecule -c $(ROOT)/molecule/base.yml test); \
+	  echo "[llmhost] molecule $$r passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
+.PHONY: clean
+clean: ## Remove the venv and caches (not the evidence)
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

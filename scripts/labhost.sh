@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# labhost.sh up|down|status|shell [CMD...] - the local lab host container.
+#
+# A Docker container running systemd as PID 1 from llmhost-base:<distro>
+# (built by base-image.sh), reachable only through ports published on
+# 127.0.0.1. It is not --privileged (that fails on the build machines: the
+# VM's capability bounding set lacks CAP_SYS_RESOURCE); it gets SYS_ADMIN,
+# unconfined seccomp/apparmor, the host cgroup namespace and tmpfs mounts.
+#
+#   up       Start the engine and build the base image when needed, then
+#            create/start the container and wait until systemd reports
+#            "running". Idempotent: an up-to-date running container is left
+#            alone, a stopped one is started, an outdated one is recreated.
+#   down     Remove the container (nothing to do when it is absent).
+#   status   Container state, image, published ports, systemd state.
+#   shell    Interactive login shell in the container, or run CMD there.
+#
+# Environment:
+#   LLMHOST_LAB_NAME           container name (default llmhost-lab)
+#   LLMHOST_LAB_DISTRO         debian12 (default) or debian13
+#   LLMHOST_LAB_GATEWAY_PORT   host port for the gateway, published as
+#                              127.0.0.1:PORT:443 (default 8443)
+#   LLMHOST_LAB_EXTRA_PORTS    extra "HOST:CONTAINER[/udp]" pairs, space
+#                              separated, always published on 127.0.0.1
+#   LLMHOST_LAB_BOOT_TIMEOUT   seconds to wait for systemd (default 90)
+#   LLMHOST_LAB_SKIP_PREPARE   1 = do not run docker-engine.sh/base-image.sh
+#                              on `up` (engine and image must already exist)
+#
+# Test traffic goes to the ports published on 127.0.0.1, never to the
+# container's bridge address.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+readonly NAME="${LLMHOST_LAB_NAME:-llmhost-lab}"
+readonly HOSTNAME_IN_LAB=llmhost-lab
+readonly DISTRO="${LLMHOST_LAB_DISTRO:-debian12}"
+readonly IMAGE="llmhost-base:${DISTRO}"
+readonly GATEWAY_PORT="${LLMHOST_LAB_GATEWAY_PORT:-8443}"
+readonly EXTRA_PORTS="${LLMHOST_LAB_EXTRA_PORTS:-}"
+readonly BOOT_TIMEOUT="${LLMHOST_LAB_BOOT_TIMEOUT:-90}"
+readonly BIND_ADDR=127.0.0.1
+readonly LAB_LABEL=llmhost.lab
+readonly RUNCONFIG_LABEL=llmhost.runconfig
+
+usage() {
+  sed -n '2,29s/^# \{0,1\}//p' "${LLMHOST_SCRIPTS_DIR}/labhost.sh"
+}
+
+# --- validation -------------------------------------------------------------
+
+valid_port() {
+  [[ "$1" =~ ^[0-9]{1,5}$ ]] && (($1 >= 1 && $1 <= 65535))
+}
+
+PUBLISH_ARGS=()
+PUBLISH_DESC=()
+build_publish_args() {
+  local pair host cont proto
+  valid_port "${GATEWAY_PORT}" ||
+    die "LLMHOST_LAB_GATEWAY_PORT must be a port number 1-65535 (got: ${GATEWAY_PORT})"
+  PUBLISH_ARGS=(-p "${BIND_ADDR}:${GATEWAY_PORT}:443")
+  PUBLISH_DESC=("${BIND_ADDR}:${GATEWAY_PORT} -> 443 (gateway)")
+  for pair in ${EXTRA_PORTS}; do
+    if [[ ! "${pair}" =~ ^([0-9]+):([0-9]+)(/(tcp|udp))?$ ]]; then
+      die "LLMHOST_LAB_EXTRA_PORTS entry '${pair}' is not HOST:CONTAINER[/tcp|/udp]; no address may be given, ports are always published on ${BIND_ADDR} only"
+    fi
+    host=${BASH_REMATCH[1]}
+    cont=${BASH_REMATCH[2]}
+    proto=${BASH_REMATCH[3]}
+    if ! valid_port "${host}" || ! valid_port "${cont}"; then
+      die "LLMHOST_LAB_EXTRA_PORTS entry '${pair}': ports must be 1-65535"
+    fi
+    PUBLISH_ARGS+=(-p "${BIND_ADDR}:${host}:${cont}${proto}")
+    PUBLISH_DESC+=("${BIND_ADDR}:${host} -> ${cont}${proto}")
+  done
+}
+
+# --- docker helpers ---------------------------------------------------------
+
+require_engine() {
+  docker_ready || die "the docker engine does not answer; start it with: bash ${LLMHOST_SCRIPTS_DIR}/docker-engine.sh"
+}
+
+# container_get FORMAT: inspect the container; fails when it does not exist.
+container_get() {
+  docker container inspect --format "$1" "${NAME}" 2>/dev/null
+}
+
+container_exists() { container_get '{{.Id}}' >/dev/null; }
+
+# Refuse to touch a container of that name that labhost.sh did not create.
+require_ours() {
+  local ours
+  ours="$(container_get "{{ index .Config.Labels \"${LAB_LABEL}\" }}" || true)"
+  [[ "${ours}" == 1 ]] ||
+    die "a container named ${NAME} exists but was not created by labhost.sh; remove it yourself or set LLMHOST_LAB_NAME"
+}
+
+systemd_state() {
+  docker exec "${NAME}" systemctl is-system-running 2>/dev/null || true
+}
+
+# The run options; kept in one place so that the config hash covers them.
+RUN_ARGS=()
+build_run_args() {
+  build_publish_args
+  RUN_ARGS=(
+    --hostname "${HOSTNAME_IN_LAB}"
+    --cap-add SYS_ADMIN
+    --security-opt seccomp=unconfined
+    --security-opt apparmor=unconfined
+    --cgroupns=host
+    -v /sys/fs/cgroup:/sys/fs/cgroup:rw
+    --tmpfs /run
+    --tmpfs /run/lock
+    --tmpfs /tmp
+    --stop-signal SIGRTMIN+3
+    "${PUBLISH_ARGS[@]}"
+  )
+}
+
+runconfig_hash() {
+  printf '%s\n' "${IMAGE}" "${RUN_ARGS[@]}" | sha256sum | cut -c1-16
+}
+
+# Drop a replaced base image once nothing tags or uses it any more.
+remove_if_untagged() {
+  local tags
+  tags="$(docker image inspect --format '{{len .RepoTags}}' "$1" 2>/dev/null || echo gone)"
+  if [[ "${tags}" == 0 ]] && docker image rm "$1" >/dev/null 2>&1; then
+    log "removed the replaced image ${1:7:12}"
+  fi
+}
+
+# How to get a shell in this container (with the name when not the default).
+shell_hint() {
+  if [[ "${NAME}" == llmhost-lab ]]; then
+    printf 'bash scripts/labhost.sh shell\n'
+  else
+    printf 'LLMHOST_LAB_NAME=%s bash scripts/labhost.sh shell\n' "${NAME}"
+  fi
+}
+
+print_failed_units() {
+  log "failed units in ${NAME}:"
+  docker exec "${NAME}" systemctl --failed --no-pager >&2 || true
+}
+
+# Wait until systemd in the container says "running".
+wait_for_systemd() {
+  local deadline state="" cstate last_print=-10 waited
+  deadline=$((SECONDS + BOOT_TIMEOUT))
+  while :; do
+    cstate="$(container_get '{{.State.Status}}' || echo gone)"
+    if [[ "${cstate}" != running ]]; then
+      [[ -t 2 ]] && printf '\n' >&2
+      log "last 30 lines of the container's console:"
+      docker logs --tail 30 "${NAME}" >&2 2>&1 || true
+      die "container ${NAME} is ${cstate} instead of running while systemd was starting"
+    fi
+    state="$(systemd_state)"
+    waited=$((SECONDS - deadline + BOOT_TIMEOUT))
+    case "${state}" in
+      running)
+        [[ -t 2 ]] && printf '\n' >&2
+        return 0
+        ;;
+      degraded)
+        [[ -t 2 ]] && printf '\n' >&2
+        print_failed_units
+        die "systemd in ${NAME} is degraded (see the failed units above; inspect with: $(shell_hint))"
+        ;;
+      *) ;;
+    esac
+    if ((SECONDS >= deadline)); then
+      [[ -t 2 ]] && printf '\n' >&2
+      log "systemd jobs still queued in ${NAME}:"
+      docker exec "${NAME}" systemctl list-jobs --no-pager >&2 || true
+      die "systemd in ${NAME} did not reach 'running' within ${BOOT_TIMEOUT}s (state: ${state:-no answer})"
+    fi
+    if [[ -t 2 ]]; then
+      printf '\r[llmhost] waiting for systemd in %s: %-12s (%ds/%ds)' \
+        "${NAME}" "${state:-booting}" "${waited}" "${BOOT_TIMEOUT}" >&2
+    elif ((waited - last_print >= 10)); then
+      log "waiting for systemd in ${NAME}: ${state:-booting} (${waited}s/${BOOT_TIMEOUT}s)"
+      last_print=${waited}
+    fi
+    sleep 1
+  done
+}
+
+create_container() {
+  local cfg=$1 err
+  log "creating container ${NAME} from ${IMAGE} ..."
+  if ! err="$(docker run --detach --name "${NAME}" \
+    --label "${LAB_LABEL}=1" --label "${RUNCONFIG_LABEL}=${cfg}" \
+    "${RUN_ARGS[@]}" "${IMAGE}" 2>&1 >/dev/null)"; then
+    docker rm -f "${NAME}" >/dev/null 2>&1 || true
+    printf '%s\n' "${err}" >&2
+    if [[ "${err}" == *"address already in use"* || "${err}" == *"port is already allocated"* ]]; then
+      die "a published port is taken; choose others with LLMHOST_LAB_GATEWAY_PORT / LLMHOST_LAB_EXTRA_PORTS (${PUBLISH_DESC[*]})"
+    fi
+    die "docker run failed for ${NAME} (see above)"
+  fi
+}
+
+# --- commands ---------------------------------------------------------------
+
+cmd_up() {
+  local start image_id cfg cstate cimage ccfg
+  start="$(now_us)"
+  build_run_args
+  if [[ "${LLMHOST_LAB_SKIP_PREPARE:-0}" == 1 ]]; then
+    require_engine
+  else
+    bash "${LLMHOST_SCRIPTS_DIR}/docker-engine.sh" ensure
+    bash "${LLMHOST_SCRIPTS_DIR}/base-image.sh" "${DISTRO}"
+  fi
+  image_id="$(docker image inspect --format '{{.Id}}' "${IMAGE}" 2>/dev/null)" ||
+    die "image ${IMAGE} not found; build it with: bash ${LLMHOST_SCRIPTS_DIR}/base-image.sh ${DISTRO}"
+  cfg="$(runconfig_hash)"
+
+  if container_exists; then
+    require_ours
+    cstate="$(container_get '{{.State.Status}}')"
+    cimage="$(container_get '{{.Image}}')"
+    ccfg="$(container_get "{{ index .Config.Labels \"${RUNCONFIG_LABEL}\" }}" || true)"
+    if [[ "${cimage}" != "${image_id}" ]]; then
+      log "container ${NAME} runs an outdated image (${cimage:7:12}, current ${IMAGE} is ${image_id:7:12}); recreating it"
+      docker rm -f "${NAME}" >/dev/null
+      remove_if_untagged "${cimage}"
+      create_container "${cfg}"
+    elif [[ "${ccfg}" != "${cfg}" ]]; then
+      log "container ${NAME} was created with other run settings (ports?); recreating it"
+      docker rm -f "${NAME}" >/dev/null
+      create_container "${cfg}"
+    else
+      case "${cstate}" in
+        running) log "container ${NAME} is already running from the current image" ;;
+        paused)
+          log "container ${NAME} is paused; unpausing it"
+          docker unpause "${NAME}" >/dev/null
+          ;;
+        created | exited)
+          log "container ${NAME} is ${cstate}; starting it"
+          docker start "${NAME}" >/dev/null || die "docker start ${NAME} failed"
+          ;;
+        *)
+          log "container ${NAME} is ${cstate}; recreating it"
+          docker rm -f "${NAME}" >/dev/null
+          create_container "${cfg}"
+          ;;
+      esac
+    fi
+  else
+    create_container "${cfg}"
+  fi
+
+  wait_for_systemd
+  log "lab host ${NAME} is up: systemd running, image ${IMAGE} [$(elapsed_since "${start}")]"
+  local d
+  for d in "${PUBLISH_DESC[@]}"; do
+    log "  published ${d}"
+  done
+  log "  shell: $(shell_hint)"
+}
+
+cmd_down() {
+  require_engine
+  if ! container_exists; then
+    log "container ${NAME} is not present; nothing to do"
+    return 0
+  fi
+  require_ours
+  log "removing container ${NAME} ..."
+  docker rm -f "${NAME}" >/dev/null
+  log "container ${NAME} removed"
+}
+
+cmd_status() {
+  local cstate cimage ctag image_id ports sd
+  if ! docker_ready; then
+    printf 'engine:    not answering (start it: bash scripts/docker-engine.sh)\n'
+    return 1
+  fi
+  printf 'container: %s\n' "${NAME}"
+  if ! container_exists; then
+    printf 'state:     absent (create it: bash scripts/labhost.sh up)\n'
+    return 0
+  fi
+  cstate="$(container_get '{{.State.Status}}')"
+  cimage="$(container_get '{{.Image}}')"
+  # Compare with the tag the container was created from (debian12/debian13).
+  ctag="$(container_get '{{.Config.Image}}')"
+  image_id="$(docker image inspect --format '{{.Id}}' "${ctag}" 2>/dev/null || true)"
+  printf 'state:     %s (started %s)\n' "${cstate}" "$(container_get '{{.State.StartedAt}}')"
+  if [[ "${cimage}" == "${image_id}" ]]; then
+    printf 'image:     %s (%s, current)\n' "${ctag}" "${cimage:7:12}"
+  else
+    printf 'image:     %s (OUTDATED: container uses %s; "up" recreates it)\n' "${ctag}" "${cimage:7:12}"
+  fi
+  ports="$(docker port "${NAME}" 2>/dev/null || true)"
+  if [[ -n "${ports}" ]]; then
+    printf 'ports:\n'
+    printf '%s\n' "${ports}" | sed 's/^/  /'
+  else
+    printf 'ports:     none published\n'
+  fi
+  if [[ "${cstate}" == running ]]; then
+    sd="$(systemd_state)"
+    printf 'systemd:   %s\n' "${sd:-no answer}"
+  else
+    printf 'systemd:   (container not running)\n'
+  fi
+}
+
+cmd_shell() {
+  local tty_flags=(-i)
+  require_engine
+  [[ "$(container_get '{{.State.Status}}' || true)" == running ]] ||
+    die "container ${NAME} is not running; start it with: bash scripts/labhost.sh up"
+  [[ -t 0 && -t 1 ]] && tty_flags=(-it)
+  if (($#)); then
+    exec docker exec "${tty_flags[@]}" "${NAME}" "$@"
+  fi
+  exec docker exec "${tty_flags[@]}" "${NAME}" bash -l
+}
+
+main() {
+  local cmd=${1:-}
+  [[ $# -gt 0 ]] && shift
+  case "${cmd}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    shell)
+      [[ "${1:-}" == -- ]] && shift
+      cmd_shell "$@"
+      ;;
+    -h | --help | help) usage ;;
+    "")
+      usage >&2
+      exit 2
+      ;;
+    *)
+      usage >&2
+      die "unknown command: ${cmd}"
+      ;;
+  esac
+}
+
+main "$@"

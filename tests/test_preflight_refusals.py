@@ -1,0 +1,146 @@
+"""The preflight role, run for real on localhost: bad plans are refused with the
+variable's name before anything is written; a good CPU plan writes the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+GOOD_MODEL: dict[str, Any] = {
+    "name": "mini-gpt2-test",
+    "source": "local",
+    "params": 1400000,
+    "dtype": "float32",
+    "num_layers": 4,
+    "hidden_size": 128,
+    "num_attention_heads": 4,
+    "num_kv_heads": 4,
+    "max_context": 512,
+    "license": "test",
+}
+GOOD_PLAN: dict[str, Any] = {
+    "goal": "test",
+    "model": "mini-gpt2-test",
+    "runtime": "vllm",
+    "instance_vram": 80,
+    "hourly_budget": 2.5,
+    "hard_stop_time": "2099-01-01T00:00:00Z",
+    "fallback_if_oom": "lower max_num_seqs",
+    "evidence_to_copy_back": ["environment_report.json"],
+    "shutdown_proof": "shutdown_proof.json",
+}
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    extra: dict[str, Any] = {
+        "preflight_route": "local_cpu",
+        "preflight_model": GOOD_MODEL,
+        "preflight_serving": {"max_model_len": 256, "max_num_seqs": 4},
+        "preflight_gpu_plan": {},
+        "preflight_run_id": "pytest",
+        "preflight_host_evidence_root": str(tmp_path / "host"),
+        "preflight_evidence_dir": str(tmp_path / "bundle"),
+        "preflight_models_root": str(tmp_path / "models"),
+    }
+    extra.update(overrides)
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
+    play = tmp_path / "play.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [{"name": "t", "hosts": "localhost", "gather_facts": True, "roles": ["preflight"]}]
+        ),
+        encoding="utf-8",
+    )
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
+    env["ANSIBLE_FACT_CACHING"] = "memory"
+    return subprocess.run(
+        [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+BAD_CASES = [
+    ({"preflight_route": "colab"}, "preflight_route"),
+    (
+        {"preflight_route": "rented_gpu", "preflight_gpu_plan": {**GOOD_PLAN, "hourly_budget": -3}},
+        "preflight_gpu_plan.hourly_budget",
+    ),
+    (
+        {"preflight_model": {**GOOD_MODEL, "source": "hub", "repo_id": "a/b", "revision": "main"}},
+        "preflight_model.revision",
+    ),
+    (
+        {
+            "preflight_route": "rented_gpu",
+            "preflight_gpu_plan": {**GOOD_PLAN, "hard_stop_time": "2001-01-01T00:00:00Z"},
+        },
+        "preflight_gpu_plan.hard_stop_time",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "variable"), BAD_CASES, ids=[c[1] for c in BAD_CASES])
+def test_bad_plan_refused_before_any_change(
+    tmp_path: Path, overrides: dict[str, Any], variable: str
+) -> None:
+    result = _run(tmp_path, **overrides)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert variable in out, out
+    assert not (tmp_path / "host").exists(), "the host was touched before the refusal"
+
+
+@pytest.mark.slow
+def test_model_that_cannot_fit_is_refused_with_numbers(tmp_path: Path) -> None:
+    huge = {
+        **GOOD_MODEL,
+        "name": "huge",
+        "params": 10**13,
+        "num_layers": 80,
+        "hidden_size": 8192,
+        "num_attention_heads": 64,
+        "num_kv_heads": 8,
+        "max_context": 8192,
+    }
+    result = _run(tmp_path, preflight_model=huge)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "does not fit" in out and "GiB" in out, out
+    assert not (tmp_path / "host").exists()
+
+
+@pytest.mark.slow
+def test_good_cpu_plan_writes_and_fetches_reports(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bundle = tmp_path / "bundle"
+    report = json.loads((bundle / "environment_report.json").read_text(encoding="utf-8"))
+    assert report["route"] == "local_cpu"
+    assert report["gpu"]["present"] is False
+    decision = json.loads((bundle / "model_runtime_decision.json").read_text(encoding="utf-8"))
+    assert decision["decision"] == "cpu_only"
+    assert decision["fits"] is True
+    for name in ("compute_route.md", "gpu_plan.md", "model_decision.md", "environment_report.txt"):
+        assert (bundle / name).stat().st_size > 50
+    # A second run for the same run id changes nothing (evidence is never overwritten).
+    again = _run(tmp_path)
+    assert again.returncode == 0
+    assert "changed=0" in again.stdout, again.stdout
