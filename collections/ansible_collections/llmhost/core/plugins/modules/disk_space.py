@@ -67,6 +67,7 @@ free_gib:
 """
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -76,13 +77,10 @@ GIB = 1024**3
 
 def nearest_existing(path: str) -> str:
     """The path itself when it exists, else its nearest existing ancestor."""
-    current = os.path.abspath(path)
-    while not os.path.exists(current):
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    return current
+    current = Path(path).absolute()
+    while not current.exists() and current.parent != current:
+        current = current.parent
+    return str(current)
 
 
 def measure(path: str) -> dict[str, Any]:
@@ -107,7 +105,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     path = module.params["path"]
-    if not os.path.isabs(path):
+    if not Path(path).is_absolute():
         module.fail_json(msg=f"path must be absolute, got '{path}'")
     module.exit_json(changed=False, **measure(path))
 

@@ -1,0 +1,283 @@
+#!/usr/bin/python
+"""llmhost.core.pip_wheelhouse: a pinned wheelhouse on the control node for a target host."""
+# Ansible layout: the documentation blocks come before the imports.
+# ruff: noqa: E402
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pip_wheelhouse
+short_description: Download the wheels of pinned requirements for another host's Python
+version_added: 0.1.0
+description:
+  - Runs C(pip download --only-binary=:all:) for a target Python version and platform
+    into O(dest), and records a manifest (C(.llmhost-wheelhouse.json)) with the sha256 of
+    every wheel. Hosts then install with C(pip install --no-index --find-links), so an
+    air-gapped or rebuilt host gets exactly the same files.
+  - Idempotent: when the manifest's key (requirements, Python version, platforms, extra
+    arguments) matches and every wheel is present with its recorded sha256, nothing is
+    downloaded and C(changed) is false. A missing or corrupted wheel is downloaded again.
+  - Meant to run on the control node (C(delegate_to: localhost), C(run_once: true)).
+author:
+  - llmhost project
+options:
+  requirements:
+    description: Requirement lines, each an exact pin (C(name==version)).
+    type: list
+    elements: str
+    required: true
+  dest:
+    description: Folder for the wheels (created when missing).
+    type: path
+    required: true
+  python_version:
+    description: Target interpreter version, C(MAJOR.MINOR) (e.g. C(3.11)).
+    type: str
+    required: true
+  platforms:
+    description: pip platform tags of the target, most specific first.
+    type: list
+    elements: str
+    default:
+      - manylinux_2_28_x86_64
+      - manylinux_2_17_x86_64
+      - manylinux2014_x86_64
+      - linux_x86_64
+  extra_args:
+    description: Further pip arguments (an extra index, find-links). Not logged in the key.
+    type: list
+    elements: str
+    default: []
+  python:
+    description: Interpreter on the control node whose pip downloads.
+    type: path
+    default: python3
+  timeout:
+    description: Seconds the download may take.
+    type: int
+    default: 1800
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Wheelhouse for the training venv
+  llmhost.core.pip_wheelhouse:
+    requirements: "{{ lookup('ansible.builtin.file', 'requirements.txt').splitlines() }}"
+    dest: "{{ playbook_dir }}/../.cache/wheelhouse/training-cp311"
+    python_version: "3.11"
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+dest:
+  description: The wheelhouse folder.
+  returned: always
+  type: str
+key:
+  description: sha256 of the inputs that define this wheelhouse.
+  returned: always
+  type: str
+wheels:
+  description: File name and sha256 of every wheel.
+  returned: always
+  type: list
+  elements: dict
+total_bytes:
+  description: Size of all wheels.
+  returned: always
+  type: int
+reason:
+  description: Why the wheels were (re)downloaded, or why nothing was done.
+  returned: always
+  type: str
+"""
+
+import hashlib
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+MANIFEST = ".llmhost-wheelhouse.json"
+_PIN = re.compile(r"^[A-Za-z0-9_.\-]+(\[[A-Za-z0-9_,\-]+\])?==[^\s=<>!~*]+$")
+
+
+def clean_requirements(lines: list[str]) -> list[str]:
+    """Requirement lines without comments and blanks, sorted for a stable key."""
+    out = []
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text:
+            out.append(text)
+    return sorted(out, key=str.lower)
+
+
+def unpinned(requirements: list[str]) -> list[str]:
+    """Requirements that are not exact pins."""
+    return [r for r in requirements if not _PIN.match(r)]
+
+
+def wheelhouse_key(requirements: list[str], python_version: str, platforms: list[str]) -> str:
+    """sha256 over what defines the wheelhouse's contents."""
+    blob = json.dumps(
+        {"requirements": requirements, "python": python_version, "platforms": platforms},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(dest: Path, key: str) -> tuple[bool, str, dict[str, Any] | None]:
+    """(intact, reason, manifest) for an existing wheelhouse."""
+    manifest_path = dest / MANIFEST
+    if not manifest_path.is_file():
+        return False, "no manifest yet", None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return False, f"manifest unreadable: {exc}", None
+    if manifest.get("key") != key:
+        return False, "requirements, Python version or platforms changed", None
+    for wheel in manifest.get("wheels", []):
+        path = dest / wheel["file"]
+        if not path.is_file():
+            return False, f"{wheel['file']} is missing", None
+        if sha256_file(path) != wheel["sha256"]:
+            return False, f"{wheel['file']} does not match its sha256", None
+    return True, "wheelhouse intact", manifest
+
+
+def download_command(
+    python: str, dest: Path, req_file: Path, version: str, platforms: list[str], extra: list[str]
+) -> list[str]:
+    cmd = [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        version,
+        "-d",
+        str(dest),
+        "-r",
+        str(req_file),
+    ]
+    for platform in platforms:
+        cmd += ["--platform", platform]
+    return cmd + extra
+
+
+def write_manifest(dest: Path, key: str, requirements: list[str], version: str) -> dict[str, Any]:
+    wheels = [
+        {"file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(dest.glob("*.whl"))
+    ]
+    manifest = {
+        "key": key,
+        "python_version": version,
+        "requirements": requirements,
+        "wheels": wheels,
+    }
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "requirements": {"type": "list", "elements": "str", "required": True},
+            "dest": {"type": "path", "required": True},
+            "python_version": {"type": "str", "required": True},
+            "platforms": {
+                "type": "list",
+                "elements": "str",
+                "default": [
+                    "manylinux_2_28_x86_64",
+                    "manylinux_2_17_x86_64",
+                    "manylinux2014_x86_64",
+                    "linux_x86_64",
+                ],
+            },
+            "extra_args": {"type": "list", "elements": "str", "default": [], "no_log": False},
+            "python": {"type": "path", "default": "python3"},
+            "timeout": {"type": "int", "default": 1800},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    requirements = clean_requirements(p["requirements"])
+    loose = unpinned(requirements)
+    if loose:
+        module.fail_json(msg=f"requirements must be exact pins (name==version); fix: {loose}")
+    if not re.fullmatch(r"3\.\d+", p["python_version"]):
+        module.fail_json(msg=f"python_version must look like 3.11, got '{p['python_version']}'")
+    dest = Path(p["dest"])
+    key = wheelhouse_key(requirements, p["python_version"], p["platforms"])
+    intact, reason, manifest = verify(dest, key)
+    if intact and manifest is not None:
+        module.exit_json(
+            changed=False,
+            dest=str(dest),
+            key=key,
+            wheels=manifest["wheels"],
+            total_bytes=sum(w["bytes"] for w in manifest["wheels"]),
+            reason=reason,
+        )
+    if module.check_mode:
+        module.exit_json(
+            changed=True, dest=str(dest), key=key, wheels=[], total_bytes=0, reason=reason
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    for stale in (dest / MANIFEST,):
+        stale.unlink(missing_ok=True)
+    req_file = dest / "requirements.txt"
+    req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    cmd = download_command(
+        p["python"], dest, req_file, p["python_version"], p["platforms"], p["extra_args"]
+    )
+    try:
+        # An argument list, no shell: the only input is the module's own options.
+        proc = subprocess.run(  # noqa: S603
+            cmd, capture_output=True, text=True, timeout=p["timeout"], check=False
+        )
+    except subprocess.TimeoutExpired:
+        module.fail_json(msg=f"pip download took longer than {p['timeout']} s", cmd=cmd)
+    if proc.returncode != 0:
+        module.fail_json(
+            msg="pip download failed: " + proc.stderr[-2000:], cmd=cmd, rc=proc.returncode
+        )
+    manifest = write_manifest(dest, key, requirements, p["python_version"])
+    module.exit_json(
+        changed=True,
+        dest=str(dest),
+        key=key,
+        wheels=manifest["wheels"],
+        total_bytes=sum(w["bytes"] for w in manifest["wheels"]),
+        reason=reason,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""llmhost.core.pip_wheelhouse: pins enforced, manifest verified, corruption detected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ansible_collections.llmhost.core.plugins.modules import pip_wheelhouse as wh
+
+REQS = ["torch==2.13.0  # cpu", "", "# comment", "numpy==2.4.6", "molecule-plugins[docker]==1.0"]
+
+
+def test_clean_requirements_drops_comments_and_sorts() -> None:
+    assert wh.clean_requirements(REQS) == [
+        "molecule-plugins[docker]==1.0",
+        "numpy==2.4.6",
+        "torch==2.13.0",
+    ]
+
+
+def test_unpinned_requirements_are_named() -> None:
+    assert wh.unpinned(["a==1", "b>=2", "c", "d==1.*", "e[x]==3"]) == ["b>=2", "c", "d==1.*"]
+
+
+def test_key_depends_on_python_and_platform() -> None:
+    reqs = wh.clean_requirements(REQS)
+    base = wh.wheelhouse_key(reqs, "3.11", ["manylinux_2_28_x86_64"])
+    assert base == wh.wheelhouse_key(list(reqs), "3.11", ["manylinux_2_28_x86_64"])
+    assert base != wh.wheelhouse_key(reqs, "3.12", ["manylinux_2_28_x86_64"])
+    assert base != wh.wheelhouse_key(reqs, "3.11", ["manylinux_2_28_aarch64"])
+    assert base != wh.wheelhouse_key(reqs[:1], "3.11", ["manylinux_2_28_x86_64"])
+
+
+def test_download_command_targets_the_host(tmp_path: Path) -> None:
+    cmd = wh.download_command(
+        "python3", tmp_path, tmp_path / "r.txt", "3.12", ["p1", "p2"], ["--extra-index-url", "X"]
+    )
+    assert cmd[:4] == ["python3", "-m", "pip", "download"]
+    assert "--only-binary=:all:" in cmd
+    assert cmd[cmd.index("--python-version") + 1] == "3.12"
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--platform"] == ["p1", "p2"]
+    assert cmd[-2:] == ["--extra-index-url", "X"]
+
+
+def test_verify_accepts_intact_and_rejects_missing_or_corrupt(tmp_path: Path) -> None:
+    (tmp_path / "a-1-py3-none-any.whl").write_bytes(b"wheel a")
+    (tmp_path / "b-2-py3-none-any.whl").write_bytes(b"wheel b")
+    manifest = wh.write_manifest(tmp_path, "k1", ["a==1", "b==2"], "3.11")
+    assert [w["file"] for w in manifest["wheels"]] == [
+        "a-1-py3-none-any.whl",
+        "b-2-py3-none-any.whl",
+    ]
+    assert json.loads((tmp_path / wh.MANIFEST).read_text())["key"] == "k1"
+    assert wh.verify(tmp_path, "k1")[0] is True
+    assert wh.verify(tmp_path, "k2")[1] == "requirements, Python version or platforms changed"
+    (tmp_path / "b-2-py3-none-any.whl").write_bytes(b"tampered")
+    ok, reason, _ = wh.verify(tmp_path, "k1")
+    assert not ok and "sha256" in reason
+    (tmp_path / "a-1-py3-none-any.whl").unlink()
+    ok, reason, _ = wh.verify(tmp_path, "k1")
+    assert not ok and "missing" in reason
+
+
+def test_verify_without_manifest(tmp_path: Path) -> None:
+    assert wh.verify(tmp_path, "k") == (False, "no manifest yet", None)
