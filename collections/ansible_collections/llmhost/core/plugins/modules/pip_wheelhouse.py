@@ -15,10 +15,10 @@ description:
     into O(dest), and records a manifest (C(.llmhost-wheelhouse.json)) with the sha256 of
     every wheel. Hosts then install with C(pip install --no-index --find-links), so an
     air-gapped or rebuilt host gets exactly the same files.
-  - Idempotent: when the manifest's key (requirements, Python version, platforms, extra
+  - Idempotent. When the manifest's key (requirements, Python version, platforms, extra
     arguments) matches and every wheel is present with its recorded sha256, nothing is
     downloaded and C(changed) is false. A missing or corrupted wheel is downloaded again.
-  - Meant to run on the control node (C(delegate_to: localhost), C(run_once: true)).
+  - "Meant to run on the control node: C(delegate_to=localhost) and C(run_once=true)."
 author:
   - llmhost project
 options:
