@@ -63,3 +63,20 @@ def test_verify_accepts_intact_and_rejects_missing_or_corrupt(tmp_path: Path) ->
 
 def test_verify_without_manifest(tmp_path: Path) -> None:
     assert wh.verify(tmp_path, "k") == (False, "no manifest yet", None)
+
+
+def test_prune_drops_everything_when_the_key_changes(tmp_path: Path) -> None:
+    (tmp_path / "a-1-py3-none-any.whl").write_bytes(b"a")
+    (tmp_path / "b-2-py3-none-any.whl").write_bytes(b"b")
+    wh.write_manifest(tmp_path, "old", ["a==1", "b==2"], "3.11")
+    assert wh.prune(tmp_path, "new") == ["a-1-py3-none-any.whl", "b-2-py3-none-any.whl"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_prune_keeps_good_wheels_and_drops_corrupt_ones(tmp_path: Path) -> None:
+    (tmp_path / "a-1-py3-none-any.whl").write_bytes(b"a")
+    (tmp_path / "b-2-py3-none-any.whl").write_bytes(b"b")
+    wh.write_manifest(tmp_path, "k", ["a==1", "b==2"], "3.11")
+    (tmp_path / "b-2-py3-none-any.whl").write_bytes(b"partial")
+    assert wh.prune(tmp_path, "k") == ["b-2-py3-none-any.whl"]
+    assert [p.name for p in tmp_path.iterdir()] == ["a-1-py3-none-any.whl"]

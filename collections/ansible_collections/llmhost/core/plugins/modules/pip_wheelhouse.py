@@ -163,6 +163,27 @@ def verify(dest: Path, key: str) -> tuple[bool, str, dict[str, Any] | None]:
     return True, "wheelhouse intact", manifest
 
 
+def prune(dest: Path, key: str) -> list[str]:
+    """Remove what must not be reused: every wheel when the key changed (another Python or
+    other pins), else only wheels that no longer match their recorded sha256."""
+    removed: list[str] = []
+    manifest_path = dest / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    recorded = {w["file"]: w["sha256"] for w in manifest.get("wheels", [])}
+    for wheel in sorted(dest.glob("*.whl")):
+        stale = manifest.get("key") != key or (
+            wheel.name in recorded and sha256_file(wheel) != recorded[wheel.name]
+        )
+        if stale:
+            wheel.unlink()
+            removed.append(wheel.name)
+    manifest_path.unlink(missing_ok=True)
+    return removed
+
+
 def download_command(
     python: str, dest: Path, req_file: Path, version: str, platforms: list[str], extra: list[str]
 ) -> list[str]:
@@ -250,8 +271,7 @@ def main() -> None:
             changed=True, dest=str(dest), key=key, wheels=[], total_bytes=0, reason=reason
         )
     dest.mkdir(parents=True, exist_ok=True)
-    for stale in (dest / MANIFEST,):
-        stale.unlink(missing_ok=True)
+    prune(dest, key)
     req_file = dest / "requirements.txt"
     req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     cmd = download_command(
