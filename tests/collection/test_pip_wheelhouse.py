@@ -80,3 +80,28 @@ def test_prune_keeps_good_wheels_and_drops_corrupt_ones(tmp_path: Path) -> None:
     (tmp_path / "b-2-py3-none-any.whl").write_bytes(b"partial")
     assert wh.prune(tmp_path, "k") == ["b-2-py3-none-any.whl"]
     assert [p.name for p in tmp_path.iterdir()] == ["a-1-py3-none-any.whl"]
+
+
+def test_manylinux_platforms_cover_every_tag_the_host_accepts() -> None:
+    tags = wh.manylinux_platforms("2.36", "x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    for needed in (
+        "manylinux_2_24_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux_2_5_x86_64",
+        "manylinux2014_x86_64",
+        "manylinux1_x86_64",
+        "linux_x86_64",
+    ):
+        assert needed in tags
+    assert "manylinux_2_37_x86_64" not in tags
+    old = wh.manylinux_platforms("2.12", "aarch64")
+    assert "manylinux2014_aarch64" not in old
+    assert "manylinux2010_aarch64" in old
+
+
+def test_manylinux_platforms_refuse_nonsense() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="glibc_version"):
+        wh.manylinux_platforms("musl", "x86_64")

@@ -124,6 +124,19 @@ gpu:
       type: list
       elements: dict
       sample: [{pid: 4242, process_name: python3, used_memory_mib: 30512}]
+libc:
+  description: The C library of the interpreter running the module (for wheel platform tags).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: C(glibc), or empty when unknown (musl, for instance).
+      type: str
+      sample: glibc
+    version:
+      description: Its version.
+      type: str
+      sample: "2.36"
 torch:
   description: The first probed interpreter that imports torch.
   returned: always
@@ -162,6 +175,7 @@ torch:
 
 import json
 import os
+import platform
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -370,6 +384,12 @@ def torch_facts(interpreters: list[str], timeout: int, which: Which) -> dict[str
     return no_torch("; ".join(notes) or "no interpreter given")
 
 
+def libc_facts() -> dict[str, str]:
+    """glibc name and version, as pip's manylinux tags need them."""
+    name, version = platform.libc_ver()
+    return {"name": name, "version": version}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -389,6 +409,7 @@ def main() -> None:
         changed=False,
         gpu=gpu_facts(params["nvidia_smi"], timeout, which),
         torch=torch_facts(params["python_interpreters"], timeout, which),
+        libc=libc_facts(),
     )
 
 

@@ -36,14 +36,19 @@ options:
     type: str
     required: true
   platforms:
-    description: pip platform tags of the target, most specific first.
+    description:
+      - pip platform tags of the target. pip matches them exactly, so list every tag
+        the host accepts; or leave this out and give O(glibc_version) and O(architecture).
     type: list
     elements: str
-    default:
-      - manylinux_2_28_x86_64
-      - manylinux_2_17_x86_64
-      - manylinux2014_x86_64
-      - linux_x86_64
+  glibc_version:
+    description:
+      - The host's glibc (e.g. C(2.36)); with O(architecture) it yields every manylinux tag
+        the host accepts (C(manylinux_2_5) up to this version, plus the legacy aliases).
+    type: str
+  architecture:
+    description: The host's machine architecture (e.g. C(x86_64), C(aarch64)).
+    type: str
   extra_args:
     description: Further pip arguments (an extra index, find-links). Not logged in the key.
     type: list
@@ -70,6 +75,8 @@ EXAMPLES = r"""
     requirements: "{{ lookup('ansible.builtin.file', 'requirements.txt').splitlines() }}"
     dest: "{{ playbook_dir }}/../.cache/wheelhouse/training-cp311"
     python_version: "3.11"
+    glibc_version: "2.36"
+    architecture: x86_64
   delegate_to: localhost
   run_once: true
 """
@@ -184,6 +191,18 @@ def prune(dest: Path, key: str) -> list[str]:
     return removed
 
 
+def manylinux_platforms(glibc_version: str, architecture: str) -> list[str]:
+    """Every platform tag a host with this glibc accepts, newest first (PEP 600 + aliases)."""
+    match = re.fullmatch(r"2\.(\d+)", glibc_version.strip())
+    if not match:
+        raise ValueError(f"glibc_version must look like 2.36, got '{glibc_version}'")
+    minor = int(match.group(1))
+    tags = [f"manylinux_2_{m}_{architecture}" for m in range(minor, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{name}_{architecture}" for m, name in legacy.items() if minor >= m]
+    return [*tags, f"linux_{architecture}"]
+
+
 def download_command(
     python: str, dest: Path, req_file: Path, version: str, platforms: list[str], extra: list[str]
 ) -> list[str]:
@@ -231,16 +250,9 @@ def main() -> None:
             "requirements": {"type": "list", "elements": "str", "required": True},
             "dest": {"type": "path", "required": True},
             "python_version": {"type": "str", "required": True},
-            "platforms": {
-                "type": "list",
-                "elements": "str",
-                "default": [
-                    "manylinux_2_28_x86_64",
-                    "manylinux_2_17_x86_64",
-                    "manylinux2014_x86_64",
-                    "linux_x86_64",
-                ],
-            },
+            "platforms": {"type": "list", "elements": "str"},
+            "glibc_version": {"type": "str"},
+            "architecture": {"type": "str"},
             "extra_args": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "python": {"type": "path", "default": "python3"},
             "timeout": {"type": "int", "default": 1800},
@@ -254,8 +266,16 @@ def main() -> None:
         module.fail_json(msg=f"requirements must be exact pins (name==version); fix: {loose}")
     if not re.fullmatch(r"3\.\d+", p["python_version"]):
         module.fail_json(msg=f"python_version must look like 3.11, got '{p['python_version']}'")
+    platforms = p["platforms"]
+    if not platforms:
+        if not (p["glibc_version"] and p["architecture"]):
+            module.fail_json(msg="give platforms, or glibc_version and architecture")
+        try:
+            platforms = manylinux_platforms(p["glibc_version"], p["architecture"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     dest = Path(p["dest"])
-    key = wheelhouse_key(requirements, p["python_version"], p["platforms"])
+    key = wheelhouse_key(requirements, p["python_version"], platforms)
     intact, reason, manifest = verify(dest, key)
     if intact and manifest is not None:
         module.exit_json(
@@ -275,7 +295,7 @@ def main() -> None:
     req_file = dest / "requirements.txt"
     req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     cmd = download_command(
-        p["python"], dest, req_file, p["python_version"], p["platforms"], p["extra_args"]
+        p["python"], dest, req_file, p["python_version"], platforms, p["extra_args"]
     )
     try:
         # An argument list, no shell: the only input is the module's own options.
