@@ -1,0 +1,449 @@
+"""The model_store role, run for real on localhost: bad inputs are refused with the
+variable's name before anything is created (no folder, no group, no evidence); a good
+local source is stored, left alone on a re-run and repaired when damaged.
+
+The hub source runs against a small stand-in for the hub's HTTP API on 127.0.0.1 (the
+real hub is not reachable here): the role's metadata request, its venv with the pinned
+huggingface_hub (from a cached wheelhouse) and snapshot_download all run for real."""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+# A group no test creates: a refused run must not have added it.
+GROUP = "llmhost-pytest-" + uuid.uuid4().hex[:8]
+TOKEN = "hf_pytestSECRETtoken0123456789"  # noqa: S105 (a fake token: must never be logged)
+
+
+def _model(folder: Path) -> Path:
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "gpt2"}\n', encoding="utf-8")
+    (folder / "tokenizer.json").write_text('{"version": "1.0"}\n', encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(bytes(range(256)) * 8)
+    (folder / "sub" / "extra.json").write_text("{}\n", encoding="utf-8")
+    return folder
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    extra: dict[str, Any] = {
+        "model_store_root": str(tmp_path / "store" / "models"),
+        "model_store_name": "tiny-test",
+        "model_store_source": "local",
+        "model_store_local_dir": str(tmp_path / "src"),
+        "model_store_group": GROUP,
+        "model_store_hub_tools_root": str(tmp_path / "tools"),
+        "model_store_evidence_dir": str(tmp_path / "bundle"),
+        "model_store_run_id": "pytest",
+        "model_store_disk_margin_gib": 0.01,
+    }
+    extra.update(overrides)
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
+    play = tmp_path / "play.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [{"name": "t", "hosts": "localhost", "gather_facts": False, "roles": ["model_store"]}]
+        ),
+        encoding="utf-8",
+    )
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
+    env["ANSIBLE_FACT_CACHING"] = "memory"
+    return subprocess.run(
+        [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown-source", {"model_store_source": "ftp"}, "model_store_source"),
+    ("unsafe-name", {"model_store_name": "../../etc"}, "model_store_name"),
+    ("empty-name", {"model_store_name": ""}, "model_store_name"),
+    ("relative-root", {"model_store_root": "models/../x"}, "model_store_root"),
+    (
+        "hub-branch",
+        {"model_store_source": "hub", "model_store_repo_id": "a/b", "model_store_revision": "main"},
+        "model_store_revision",
+    ),
+    (
+        "hub-short-sha",
+        {
+            "model_store_source": "hub",
+            "model_store_repo_id": "a/b",
+            "model_store_revision": SHA[:7],
+        },
+        "model_store_revision",
+    ),
+    (
+        "hub-upper-sha",
+        {
+            "model_store_source": "hub",
+            "model_store_repo_id": "a/b",
+            "model_store_revision": SHA.upper(),
+        },
+        "model_store_revision",
+    ),
+    (
+        "hub-no-repo",
+        {"model_store_source": "hub", "model_store_revision": SHA},
+        "model_store_repo_id",
+    ),
+    (
+        "hub-repo-traversal",
+        {"model_store_source": "hub", "model_store_repo_id": "../x", "model_store_revision": SHA},
+        "model_store_repo_id",
+    ),
+    (
+        "hub-loose-pin",
+        {
+            "model_store_source": "hub",
+            "model_store_repo_id": "a/b",
+            "model_store_revision": SHA,
+            "model_store_hub_python_requirements": ["huggingface_hub>=1"],
+        },
+        "model_store_hub_python_requirements",
+    ),
+    ("local-missing", {"model_store_local_dir": "/nonexistent/hf_export"}, "model_store_local_dir"),
+    ("local-empty-dir", {"model_store_local_dir": ""}, "model_store_local_dir"),
+    ("local-unsafe-label", {"model_store_revision": "../v1"}, "model_store_revision"),
+    ("bad-file-mode", {"model_store_file_mode": "rw-r-----"}, "model_store_file_mode"),
+    ("bad-group", {"model_store_group": "Bad Group"}, "model_store_group"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "variable"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
+)
+def test_bad_input_refused_before_any_change(
+    tmp_path: Path, overrides: dict[str, Any], variable: str
+) -> None:
+    _model(tmp_path / "src")
+    result = _run(tmp_path, model_store_hf_token=TOKEN, **overrides)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert variable in out, out
+    assert TOKEN not in out, "the token reached the log"
+    assert not (tmp_path / "store").exists(), "the host was touched before the refusal"
+    assert not (tmp_path / "bundle").exists(), "evidence was written for a refused run"
+    assert not _group_exists(GROUP), "the group was created before the refusal"
+
+
+@pytest.mark.slow
+def test_model_larger_than_free_disk_is_refused_with_numbers(tmp_path: Path) -> None:
+    _model(tmp_path / "src")
+    result = _run(tmp_path, model_store_disk_margin_gib=10.0**9)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "Not enough free disk" in out, out
+    assert "model_store_disk_margin_gib" in out and "model_store_root" in out, out
+    assert "GiB free" in out, out
+    assert not (tmp_path / "store").exists()
+    assert not _group_exists(GROUP)
+
+
+@pytest.mark.slow
+def test_unreachable_hub_is_refused_without_leaking_the_token(tmp_path: Path) -> None:
+    """A valid pin, but the endpoint does not answer (port 9 on loopback): the
+    metadata request fails and the message names the endpoint, never the token."""
+    result = _run(
+        tmp_path,
+        model_store_source="hub",
+        model_store_repo_id="owner/model",
+        model_store_revision=SHA,
+        model_store_hub_endpoint="http://127.0.0.1:9",
+        model_store_hf_token=TOKEN,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "model_store_hub_endpoint" in out, out
+    assert TOKEN not in out, "the token reached the log"
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "tools").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="stores root-owned files: needs root")
+def test_local_model_stored_verified_and_repaired(tmp_path: Path) -> None:
+    src = _model(tmp_path / "src")
+    group = grp.getgrgid(os.getgid()).gr_name  # an existing group: nothing is added here
+    first = _run(tmp_path, model_store_group=group)
+    assert first.returncode == 0, first.stdout + first.stderr
+    [folder] = list((tmp_path / "store" / "models" / "tiny-test").iterdir())
+    assert folder.name.startswith("local-") and len(folder.name) == len("local-") + 12
+    manifest = (folder / ".llmhost-manifest.sha256").read_text(encoding="utf-8")
+    assert [ln.split("  ", 1)[1] for ln in manifest.splitlines()] == [
+        "config.json",
+        "model.safetensors",
+        "sub/extra.json",
+        "tokenizer.json",
+    ]
+    assert (folder / "model.safetensors").stat().st_mode & 0o777 == 0o640
+    assert folder.stat().st_mode & 0o777 == 0o750
+    record = json.loads((tmp_path / "bundle" / "model_store.json").read_text(encoding="utf-8"))
+    assert record["action"] == "stored"
+    assert record["path"] == str(folder)
+    assert (tmp_path / "bundle" / "model_manifest.sha256").read_text(encoding="utf-8") == manifest
+
+    again = _run(tmp_path, model_store_group=group)
+    assert again.returncode == 0
+    assert "changed=0" in again.stdout, again.stdout
+
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[7] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    (folder / "tokenizer.json").write_bytes(b'{"ver')
+    (folder / "stray.bin").write_bytes(b"not in the manifest")
+    repaired = _run(
+        tmp_path,
+        model_store_group=group,
+        model_store_run_id="pytest-repair",
+        model_store_evidence_dir=str(tmp_path / "bundle-repair"),
+    )
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert weights.read_bytes() == (src / "model.safetensors").read_bytes()
+    assert (folder / "tokenizer.json").read_bytes() == (src / "tokenizer.json").read_bytes()
+    assert not (folder / "stray.bin").exists()
+    record = json.loads(
+        (tmp_path / "bundle-repair" / "model_store.json").read_text(encoding="utf-8")
+    )
+    assert record["action"] == "repaired"
+    assert record["fetched"] == ["model.safetensors", "tokenizer.json"]
+    assert record["removed"] == ["stray.bin"]
+
+
+# --- hub source, against a stand-in for the hub on loopback -----------------------------
+
+HUB_REPO = "llmhost-test/tiny-gpt2"
+HUB_FILES: dict[str, tuple[bytes, bool]] = {  # path: (content, stored with LFS)
+    "config.json": (b'{"model_type": "gpt2", "n_layer": 1}\n', False),
+    "tokenizer.json": (b'{"version": "1.0", "model": {"type": "BPE"}}\n', False),
+    "model.safetensors": (bytes(range(256)) * 64, True),
+    "sub/params.json": (b'{"dim": 32}\n', False),
+    "README.md": (b"# not wanted\n", False),
+}
+HUB_WANTED = sorted(p for p in HUB_FILES if p.endswith((".json", ".safetensors")))
+HUB_WHEELHOUSE = (
+    ROOT / ".cache" / "wheelhouse" / "model-store-hub-py{}{}".format(*sys.version_info[:2])
+)
+
+
+def _git_blob(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+class _FakeHub(BaseHTTPRequestHandler):
+    """The three endpoints huggingface_hub 2.x and the role use: the model info with
+    ?blobs=true, the recursive tree, and resolve/<sha>/<path> (HEAD and GET)."""
+
+    requests: ClassVar[list[tuple[str, str, str]]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _record(self) -> str:
+        path = unquote(urlsplit(self.path).path)
+        self.requests.append((self.command, path, self.headers.get("Authorization", "")))
+        return path
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, data: object) -> None:
+        self._send(200, json.dumps(data).encode(), {"Content-Type": "application/json"})
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        path = self._record()
+        if path == f"/api/models/{HUB_REPO}/revision/{SHA}":
+            siblings = []
+            for name, (data, lfs) in HUB_FILES.items():
+                entry: dict[str, Any] = {
+                    "rfilename": name,
+                    "size": len(data),
+                    "blobId": _git_blob(data),
+                }
+                if lfs:
+                    digest = hashlib.sha256(data).hexdigest()
+                    entry["lfs"] = {"size": len(data), "sha256": digest, "pointerSize": 134}
+                siblings.append(entry)
+            self._json({"id": HUB_REPO, "sha": SHA, "siblings": siblings})
+        elif path == f"/api/models/{HUB_REPO}/tree/{SHA}":
+            tree = []
+            for name, (data, lfs) in HUB_FILES.items():
+                item: dict[str, Any] = {
+                    "type": "file",
+                    "oid": _git_blob(data),
+                    "size": len(data),
+                    "path": name,
+                }
+                if lfs:
+                    item["lfs"] = {
+                        "oid": hashlib.sha256(data).hexdigest(),
+                        "size": len(data),
+                        "pointerSize": 134,
+                    }
+                tree.append(item)
+            self._json(tree)
+        elif (
+            path.startswith(f"/{HUB_REPO}/resolve/{SHA}/")
+            and path.split(f"/{SHA}/", 1)[1] in HUB_FILES
+        ):
+            data, lfs = HUB_FILES[path.split(f"/{SHA}/", 1)[1]]
+            etag = hashlib.sha256(data).hexdigest() if lfs else _git_blob(data)
+            self._send(200, data, {"X-Repo-Commit": SHA, "ETag": f'"{etag}"'})
+        else:
+            self._send(404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"})
+
+
+@pytest.fixture(scope="module")
+def fake_hub() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _hub(tmp_path: Path, endpoint: str, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    settings: dict[str, Any] = {
+        "model_store_source": "hub",
+        "model_store_repo_id": HUB_REPO,
+        "model_store_revision": SHA,
+        "model_store_hub_endpoint": endpoint,
+        "model_store_hf_token": TOKEN,
+        "model_store_hub_allow_patterns": ["*.json", "*.safetensors"],
+        "model_store_wheelhouse": str(HUB_WHEELHOUSE),
+        "model_store_group": grp.getgrgid(os.getgid()).gr_name,
+    }
+    settings.update(overrides)
+    return _run(tmp_path, **settings)
+
+
+@pytest.mark.slow
+def test_hub_commit_missing_on_the_hub_is_refused(tmp_path: Path, fake_hub: str) -> None:
+    other = "f" * 40
+    result = _hub(tmp_path, fake_hub, model_store_revision=other)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "answered 404" in out and "model_store_revision" in out, out
+    assert TOKEN not in out
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "tools").exists()
+
+
+@pytest.mark.slow
+def test_hub_model_larger_than_free_disk_is_refused(tmp_path: Path, fake_hub: str) -> None:
+    result = _hub(tmp_path, fake_hub, model_store_disk_margin_gib=10.0**9)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "Not enough free disk" in out and "model_store_disk_margin_gib" in out, out
+    assert "in 4 files" in out, out  # README.md is outside the allow patterns
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "tools").exists(), "the venv was built before the disk check"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="stores root-owned files: needs root")
+def test_hub_commit_downloaded_verified_offline_and_repaired(tmp_path: Path, fake_hub: str) -> None:
+    _FakeHub.requests.clear()
+    first = _hub(tmp_path, fake_hub)
+    out = first.stdout + first.stderr
+    if first.returncode != 0 and "pip download failed" in out:
+        pytest.skip("no package index reachable to fill the wheelhouse for huggingface_hub")
+    assert first.returncode == 0, out
+    assert TOKEN not in out, "the token reached the log"
+    folder = tmp_path / "store" / "models" / "tiny-test" / SHA
+    assert sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+    ) == sorted([*HUB_WANTED, ".llmhost-manifest.json", ".llmhost-manifest.sha256"]), (
+        "README.md was fetched, or the downloader's .cache was left behind"
+    )
+    for name in HUB_WANTED:
+        assert (folder / name).read_bytes() == HUB_FILES[name][0], name
+        assert (folder / name).stat().st_mode & 0o777 == 0o640
+    assert not list((tmp_path / "store" / "models" / "tiny-test").glob(".staging-*"))
+    record = json.loads((folder / ".llmhost-manifest.json").read_text(encoding="utf-8"))
+    assert record["repo_id"] == HUB_REPO and record["revision"] == SHA
+    downloads = sorted(
+        p.split(f"/{SHA}/", 1)[1]
+        for m, p, _ in _FakeHub.requests
+        if m == "GET" and "/resolve/" in p
+    )
+    assert downloads == HUB_WANTED
+    assert {auth for _, _, auth in _FakeHub.requests} == {f"Bearer {TOKEN}"}, "token not sent"
+    assert all(SHA in p for _, p, _ in _FakeHub.requests), "a request named no pinned commit"
+
+    _FakeHub.requests.clear()
+    again = _hub(tmp_path, fake_hub)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "changed=0" in again.stdout, again.stdout
+    assert _FakeHub.requests == [], "an intact store was checked against the hub, not offline"
+
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[99] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    (folder / "config.json").write_bytes(b'{"model_type": "gpt2", "n_layer": 2}\n')  # same size
+    _FakeHub.requests.clear()
+    repaired = _hub(
+        tmp_path,
+        fake_hub,
+        model_store_run_id="pytest-repair",
+        model_store_evidence_dir=str(tmp_path / "bundle-repair"),
+    )
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert weights.read_bytes() == HUB_FILES["model.safetensors"][0]
+    assert (folder / "config.json").read_bytes() == HUB_FILES["config.json"][0]
+    downloads = sorted(
+        p.split(f"/{SHA}/", 1)[1]
+        for m, p, _ in _FakeHub.requests
+        if m == "GET" and "/resolve/" in p
+    )
+    assert downloads == ["config.json", "model.safetensors"]
+    record = json.loads(
+        (tmp_path / "bundle-repair" / "model_store.json").read_text(encoding="utf-8")
+    )
+    assert record["action"] == "repaired"
+    assert record["fetched"] == ["config.json", "model.safetensors"]
