@@ -23,6 +23,8 @@
 #   LLMHOST_LAB_EXTRA_PORTS    extra "HOST:CONTAINER[/udp]" pairs, space
 #                              separated, always published on 127.0.0.1
 #   LLMHOST_LAB_BOOT_TIMEOUT   seconds to wait for systemd (default 90)
+#   LLMHOST_LAB_SHM_SIZE       size of /dev/shm (default 2g: vLLM's engine
+#                              needs far more than docker's 64m)
 #   LLMHOST_LAB_SKIP_PREPARE   1 = do not run docker-engine.sh/base-image.sh
 #                              on `up` (engine and image must already exist)
 #
@@ -40,6 +42,7 @@ readonly IMAGE="llmhost-base:${DISTRO}"
 readonly GATEWAY_PORT="${LLMHOST_LAB_GATEWAY_PORT:-8443}"
 readonly EXTRA_PORTS="${LLMHOST_LAB_EXTRA_PORTS:-}"
 readonly BOOT_TIMEOUT="${LLMHOST_LAB_BOOT_TIMEOUT:-90}"
+readonly SHM_SIZE="${LLMHOST_LAB_SHM_SIZE:-2g}"
 readonly BIND_ADDR=127.0.0.1
 readonly LAB_LABEL=llmhost.lab
 readonly RUNCONFIG_LABEL=llmhost.runconfig
@@ -116,6 +119,7 @@ build_run_args() {
     --tmpfs /run
     --tmpfs /run/lock
     --tmpfs /tmp
+    --shm-size "${SHM_SIZE}"
     --stop-signal SIGRTMIN+3
     "${PUBLISH_ARGS[@]}"
   )

@@ -105,3 +105,24 @@ def test_manylinux_platforms_refuse_nonsense() -> None:
 
     with pytest.raises(ValueError, match="glibc_version"):
         wh.manylinux_platforms("musl", "x86_64")
+
+
+def test_archive_is_reproducible_and_complete(tmp_path: Path) -> None:
+    import tarfile
+
+    dest = tmp_path / "wh"
+    dest.mkdir()
+    (dest / "a-1-py3-none-any.whl").write_bytes(b"a")
+    (dest / "requirements.txt").write_text("a==1\n")
+    wh.write_manifest(dest, "k", ["a==1"], "3.11")
+    first = wh.build_archive(dest).read_bytes()
+    assert wh.archive_current(dest)
+    second = wh.build_archive(dest).read_bytes()
+    assert first == second
+    with tarfile.open(dest.with_name("wh.tar")) as tar:
+        assert sorted(tar.getnames()) == [
+            ".llmhost-wheelhouse.json",
+            "a-1-py3-none-any.whl",
+            "requirements.txt",
+        ]
+        assert {m.mtime for m in tar.getmembers()} == {0}

