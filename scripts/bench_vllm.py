@@ -36,9 +36,12 @@ def sh(container: str, cmd: str, check: bool = True, env: list[str] | None = Non
     return out.stdout
 
 
-def wait_ready(container: str, port: int, timeout: float = 600) -> float:
+def wait_ready(container: str, port: int, unit: str, timeout: float = 600) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
+        if sh(container, f"systemctl is-failed {unit}", check=False).strip() == "failed":
+            log = sh(container, f"journalctl -u {unit} -n 20 --no-pager -o cat", check=False)
+            raise SystemExit(f"error: {unit} failed to start:\n{log}")
         code = sh(
             container,
             f"curl -s -o /dev/null -w '%{{http_code}}' 127.0.0.1:{port}/health",
@@ -71,6 +74,9 @@ def throughput(a: argparse.Namespace) -> None:
     plain_cmd = (
         f"systemd-run --unit=bench-plain-vllm --uid=vllm --gid=llmhost "
         f"-E HOME=/var/cache/llmhost-vllm -E HF_HUB_OFFLINE=1 -E VLLM_NO_USAGE_STATS=1 "
+        # The one setting a plain server needs to start here: by default vLLM's CPU backend
+        # wants 92% of a NUMA node for its KV cache and refuses to start on a lab host.
+        f"-E VLLM_CPU_KVCACHE_SPACE=1 "
         f"{venv}/bin/python /opt/llmhost/vllm/bin/llmhost_vllm_launcher.py serve "
         f"{release['model_path']} --served-model-name {model} --port {PLAIN_PORT}"
     )
@@ -83,12 +89,12 @@ def throughput(a: argparse.Namespace) -> None:
             for who in ("ours", "plain"):
                 if who == "ours":
                     sh(c, "systemctl start vllm")
-                    ready = wait_ready(c, 8000)
+                    ready = wait_ready(c, 8000, "vllm")
                     port = 8000
                 else:
                     sh(c, "systemctl stop vllm")
                     sh(c, plain_cmd)
-                    ready = wait_ready(c, PLAIN_PORT)
+                    ready = wait_ready(c, PLAIN_PORT, "bench-plain-vllm")
                     port = PLAIN_PORT
                 for conc in a.concurrency:
                     r = load(c, venv, port, model, conc, a.tokens, with_key=who == "ours")

@@ -23,10 +23,9 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import yaml
+from role_runner import run_role
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 # A group no test creates: a refused run must not have added it.
 GROUP = "llmhost-pytest-" + uuid.uuid4().hex[:8]
@@ -55,27 +54,7 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "model_store_disk_margin_gib": 0.01,
     }
     extra.update(overrides)
-    vars_file = tmp_path / "vars.yml"
-    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
-    play = tmp_path / "play.yml"
-    play.write_text(
-        yaml.safe_dump(
-            [{"name": "t", "hosts": "localhost", "gather_facts": False, "roles": ["model_store"]}]
-        ),
-        encoding="utf-8",
-    )
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
-    env["ANSIBLE_FACT_CACHING"] = "memory"
-    return subprocess.run(
-        [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    return run_role(tmp_path, "model_store", extra, gather_facts=False)
 
 
 def _group_exists(name: str) -> bool:

@@ -4,17 +4,12 @@ variable's name before anything is written; a good CPU plan writes the reports."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from role_runner import run_role
 
 GOOD_MODEL: dict[str, Any] = {
     "name": "mini-gpt2-test",
@@ -53,27 +48,7 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "preflight_models_root": str(tmp_path / "models"),
     }
     extra.update(overrides)
-    vars_file = tmp_path / "vars.yml"
-    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
-    play = tmp_path / "play.yml"
-    play.write_text(
-        yaml.safe_dump(
-            [{"name": "t", "hosts": "localhost", "gather_facts": True, "roles": ["preflight"]}]
-        ),
-        encoding="utf-8",
-    )
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env["ANSIBLE_PYTHON_INTERPRETER"] = sys.executable
-    env["ANSIBLE_FACT_CACHING"] = "memory"
-    return subprocess.run(
-        [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    return run_role(tmp_path, "preflight", extra)
 
 
 BAD_CASES = [

@@ -4,17 +4,13 @@ name before anything is installed or written."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from role_runner import run_role
 
-ROOT = Path(__file__).resolve().parents[1]
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 KEY = "refusal-test-key-0123456789"
 
 
@@ -31,42 +27,7 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "vllm_cache_dir": str(tmp_path / "cache"),
     }
     extra.update(overrides)
-    vars_file = tmp_path / "vars.yml"
-    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
-    play = tmp_path / "play.yml"
-    play.write_text(
-        yaml.safe_dump(
-            [{"name": "t", "hosts": "localhost", "gather_facts": True, "roles": ["vllm"]}]
-        ),
-        encoding="utf-8",
-    )
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_FACT_CACHING="memory",
-    )
-    return subprocess.run(
-        [
-            str(PLAYBOOK),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(play),
-            "-e",
-            f"@{vars_file}",
-            "--tags",
-            "vllm_preflight",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    return run_role(tmp_path, "vllm", extra, tags="vllm_preflight")
 
 
 CASES = [
