@@ -315,31 +315,25 @@ def main() -> None:
     key = wheelhouse_key(requirements, p["python_version"], platforms)
     intact, reason, manifest = verify(dest, key)
     archive = str(dest.with_name(dest.name + ".tar")) if p["archive"] else ""
-    if intact and manifest is not None:
-        changed = False
-        if p["archive"] and not archive_current(dest):
-            changed = True
-            if not module.check_mode:
-                build_archive(dest)
+
+    def finish(changed: bool, wheels: list[dict[str, Any]], why: str) -> None:
         module.exit_json(
             changed=changed,
             dest=str(dest),
             key=key,
-            wheels=manifest["wheels"],
-            total_bytes=sum(w["bytes"] for w in manifest["wheels"]),
+            wheels=wheels,
+            total_bytes=sum(w["bytes"] for w in wheels),
             archive=archive,
-            reason=reason if not changed else "wheels intact; archive rebuilt",
+            reason=why,
         )
+
+    if intact and manifest is not None:
+        rebuild = p["archive"] and not archive_current(dest)
+        if rebuild and not module.check_mode:
+            build_archive(dest)
+        finish(rebuild, manifest["wheels"], "wheels intact; archive rebuilt" if rebuild else reason)
     if module.check_mode:
-        module.exit_json(
-            changed=True,
-            dest=str(dest),
-            key=key,
-            wheels=[],
-            total_bytes=0,
-            archive=archive,
-            reason=reason,
-        )
+        finish(True, [], reason)
     dest.mkdir(parents=True, exist_ok=True)
     prune(dest, key)
     req_file = dest / "requirements.txt"
@@ -361,15 +355,7 @@ def main() -> None:
     manifest = write_manifest(dest, key, requirements, p["python_version"])
     if p["archive"]:
         build_archive(dest)
-    module.exit_json(
-        changed=True,
-        archive=archive,
-        dest=str(dest),
-        key=key,
-        wheels=manifest["wheels"],
-        total_bytes=sum(w["bytes"] for w in manifest["wheels"]),
-        reason=reason,
-    )
+    finish(True, manifest["wheels"], reason)
 
 
 if __name__ == "__main__":
