@@ -15,7 +15,7 @@ import json
 import statistics
 import time
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 
 async def one(client: AsyncOpenAI, model: str, tokens: int) -> tuple[float, float, int]:
@@ -38,8 +38,29 @@ async def one(client: AsyncOpenAI, model: str, tokens: int) -> tuple[float, floa
     return first, time.perf_counter() - start, count
 
 
-async def run(url: str, key: str, model: str, concurrency: int, requests: int, tokens: int) -> dict:
-    client = AsyncOpenAI(base_url=url + "/v1", api_key=key or "none", max_retries=0, timeout=600)
+async def models_latency(client: AsyncOpenAI, count: int) -> list[float]:
+    """Sequential GET /v1/models on one keep-alive connection: the proxy's own cost."""
+    await client.models.list()  # warm-up: TLS handshake, connection
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await client.models.list()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+async def run(
+    url: str, key: str, model: str, concurrency: int, requests: int, tokens: int, ca: str = ""
+) -> dict:
+    http_client = DefaultAsyncHttpxClient(verify=ca) if ca else None
+    client = AsyncOpenAI(
+        base_url=url + "/v1",
+        api_key=key or "none",
+        max_retries=0,
+        timeout=600,
+        http_client=http_client,
+    )
+    models = sorted(await models_latency(client, 200))
     await one(client, model, 4)  # warm-up, not counted
     sem = asyncio.Semaphore(concurrency)
 
@@ -61,6 +82,7 @@ async def run(url: str, key: str, model: str, concurrency: int, requests: int, t
         "output_tok_per_s": round(generated / wall, 1),
         "ttft_p50_ms": round(statistics.median(ttfts) * 1000, 1),
         "e2e_p50_ms": round(statistics.median(r[1] for r in results) * 1000, 1),
+        "models_p50_ms": round(statistics.median(models) * 1000, 3),
     }
 
 
@@ -72,8 +94,10 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, required=True)
     p.add_argument("--requests", type=int, required=True)
     p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--ca", default="", help="CA file for an https URL (the gateway's certificate)")
     a = p.parse_args()
-    print(json.dumps(asyncio.run(run(a.url, a.key, a.model, a.concurrency, a.requests, a.tokens))))
+    result = run(a.url, a.key, a.model, a.concurrency, a.requests, a.tokens, a.ca)
+    print(json.dumps(asyncio.run(result)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,424 @@
+"""testinfra checks of the gateway role: real nginx, real clients (curl, openssl, the
+official openai client), two stdlib test backends standing in for vLLM.
+
+Traffic goes to 127.0.0.1: inside the container through docker exec, and from the
+control node to the port Molecule publishes on 127.0.0.1:18643.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import threading
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+BASE = "https://127.0.0.1"
+CA = "/etc/nginx/llmhost/tls/gateway.crt"
+KEYS = {
+    "alice": "alice-key-0123456789abcdef0123456789abcdef",
+    "bob": "bob-key-0123456789abcdef",
+    "carol": "carol-key-0123456789abcdef",
+}
+UPSTREAM_KEY = "upstream-test-key-0123456789"
+EVIDENCE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
+CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+
+
+def curl(
+    host,
+    path: str,
+    *,
+    key: str | None = None,
+    body: dict | str | None = None,
+    method: str | None = None,
+    headers: dict[str, str] | None = None,
+    base: str = BASE,
+) -> tuple[int, dict[str, str], str]:
+    """curl inside the container: (status, lower-cased headers, body)."""
+    args = [
+        "curl",
+        "-sS",
+        "--cacert",
+        CA,
+        "-D",
+        "/root/h.out",
+        "-o",
+        "/root/b.out",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "30",
+    ]
+    if method:
+        args += ["-X", method]
+    if key:
+        args += ["-H", f"Authorization: Bearer {key}"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if body is not None:
+        data = body if isinstance(body, str) else json.dumps(body)
+        host.run(f"cat > /root/req.json <<'EOF'\n{data}\nEOF")
+        args += ["-H", "Content-Type: application/json", "--data-binary", "@/root/req.json"]
+    status = int(host.check_output(shlex.join([*args, base + path])))
+    raw = host.file("/root/h.out").content_string.splitlines()
+    hdrs = {}
+    for line in raw[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            hdrs[name.strip().lower()] = value.strip()
+    return status, hdrs, host.file("/root/b.out").content_string
+
+
+def test_nginx_runs_hardened_as_a_dedicated_user(host) -> None:
+    assert host.service("nginx").is_running
+    props = host.check_output(
+        "systemctl show nginx -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp"
+    )
+    for expected in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+    ):
+        assert expected in props
+    workers = host.check_output("ps -o user= -C nginx | sort | uniq -c")
+    assert "llmhost-gw" in workers and "www-data" not in workers
+
+
+def test_listeners(host) -> None:
+    assert host.socket("tcp://0.0.0.0:443").is_listening
+    assert host.socket("tcp://0.0.0.0:80").is_listening  # the redirect
+    assert host.socket("tcp://127.0.0.1:8081").is_listening
+    assert not host.socket("tcp://0.0.0.0:8081").is_listening
+    for port in (8001, 8002):
+        assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+def test_secrets_are_root_only(host) -> None:
+    for path in ("/etc/nginx/llmhost/secrets.conf", "/etc/nginx/llmhost/tls/gateway.key"):
+        f = host.file(path)
+        assert f.user == "root" and f.mode == 0o600, path
+    leftovers = host.check_output("find /etc/nginx -name '*~' | wc -l")
+    assert leftovers == "0", "backups of replaced config files (old keys) are left"
+
+
+@pytest.mark.parametrize(
+    ("flag", "accepted"),
+    [
+        ("-tls1", False),
+        ("-tls1_1", False),
+        ("-tls1_2", True),
+        ("-tls1_3", True),
+    ],
+)
+def test_tls_versions(host, flag: str, accepted: bool) -> None:
+    # SECLEVEL=0 lets the client offer old versions: the refusal must be the server's.
+    cmd = (
+        f"echo | timeout 10 openssl s_client -connect 127.0.0.1:443 {flag} "
+        f"-cipher 'DEFAULT:@SECLEVEL=0' -servername localhost -CAfile {CA} 2>&1"
+    )
+    out = host.run(cmd).stdout
+    if accepted:
+        assert "Verify return code: 0 (ok)" in out, out
+    else:
+        refused = ("Cipher is (NONE)", "alert protocol version", "no protocols")
+        assert any(sign in out for sign in refused), out
+
+
+def test_no_session_tickets(host) -> None:
+    cmd = f"echo | timeout 10 openssl s_client -connect 127.0.0.1:443 -tls1_2 -CAfile {CA} 2>&1"
+    out = host.run(cmd).stdout
+    assert "TLS session ticket:" not in out
+
+
+def test_http_redirects_to_https(host) -> None:
+    status, hdrs, _ = curl(host, "/v1/models", base="http://127.0.0.1")
+    assert status == 301
+    assert hdrs["location"] == "https://127.0.0.1/v1/models"
+
+
+def test_healthz_reports_upstream(host) -> None:
+    status, hdrs, body = curl(host, "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert hdrs["x-request-id"]
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key-0123456789abcdef", UPSTREAM_KEY])
+def test_unknown_or_missing_key_is_401(host, key: str | None) -> None:
+    status, hdrs, body = curl(host, "/v1/chat/completions", key=key, body=CHAT)
+    assert status == 401
+    error = json.loads(body)["error"]
+    assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+    assert hdrs["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/metrics",
+        "/tokenize",
+        "/pause",
+        "/load",
+        "/invocations",
+        "/version",
+        "/docs",
+        "/health",
+        "/v1/chat/completions/x",
+    ],
+)
+def test_everything_else_is_404(host, path: str) -> None:
+    status, _, body = curl(host, path, key=KEYS["alice"])
+    assert status == 404
+    assert json.loads(body)["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_405(host) -> None:
+    status, hdrs, body = curl(host, "/v1/chat/completions", key=KEYS["alice"], method="GET")
+    assert status == 405 and hdrs["allow"] == "POST"
+    assert json.loads(body)["error"]["code"] == "method_not_allowed"
+    status, hdrs, _ = curl(host, "/v1/models", key=KEYS["alice"], method="DELETE")
+    assert status == 405 and hdrs["allow"] == "GET"
+
+
+def test_oversized_body_is_413(host) -> None:
+    host.run_test(
+        'python3 -c \'import json; print(json.dumps({"messages": "x" * 1100000}))\''
+        " > /root/big.json"
+    )
+    status = int(
+        host.check_output(
+            f"curl -sS --cacert {CA} -o /root/b.out -w '%{{http_code}}' -H 'Authorization: "
+            f"Bearer {KEYS['alice']}' --data-binary @/root/big.json {BASE}/v1/chat/completions"
+        )
+    )
+    body = host.file("/root/b.out").content_string
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == "request_too_large"
+
+
+def test_rate_limit_burst_then_429(host) -> None:
+    # bob: 6/min with a burst of 2 -> 3 pass at once, the 4th and 5th are 429.
+    statuses = []
+    for _ in range(5):
+        status, hdrs, body = curl(host, "/v1/models", key=KEYS["bob"])
+        statuses.append(status)
+    assert statuses[:3] == [200, 200, 200], statuses
+    assert statuses[3:] == [429, 429], statuses
+    assert hdrs["retry-after"] == "10"
+    assert json.loads(body)["error"]["type"] == "rate_limit_error"
+
+
+def test_concurrency_limit_429(host) -> None:
+    # carol may have one request in flight: a slow stream holds it.
+    slow = {**CHAT, "stream": True, "max_tokens": 20, "metadata": {"delay_s": 0.2}}
+    host.run(f"cat > /root/slow.json <<'EOF'\n{json.dumps(slow)}\nEOF")
+    host.run(
+        f"nohup curl -sS -N --cacert {CA} -H 'Authorization: Bearer {KEYS['carol']}' "
+        f"-H 'Content-Type: application/json' --data-binary @/root/slow.json "
+        f"{BASE}/v1/chat/completions > /root/slow.out 2>&1 &"
+    )
+    time.sleep(1.0)
+    status, hdrs, _ = curl(host, "/v1/models", key=KEYS["carol"])
+    assert status == 429 and "retry-after" in hdrs
+    # other tenants are not affected
+    assert curl(host, "/v1/models", key=KEYS["alice"])[0] == 200
+    time.sleep(4.0)
+    assert curl(host, "/v1/models", key=KEYS["carol"])[0] == 200
+
+
+def test_request_id_kept_returned_and_logged(host) -> None:
+    rid = f"test-rid-{int(time.time())}"
+    status, hdrs, _ = curl(
+        host, "/v1/chat/completions", key=KEYS["alice"], body=CHAT, headers={"X-Request-Id": rid}
+    )
+    assert status == 200 and hdrs["x-request-id"] == rid
+    line = host.check_output(f"grep -F '{rid}' /var/log/nginx/llmhost-gateway.access.log | tail -1")
+    entry = json.loads(line)
+    assert entry["tenant"] == "alice" and entry["status"] == 200
+    assert entry["path"] == "/v1/chat/completions" and entry["method"] == "POST"
+    for field in (
+        "time",
+        "bytes",
+        "request_time",
+        "upstream_connect_time",
+        "upstream_header_time",
+        "upstream_response_time",
+        "upstream_addr",
+    ):
+        assert field in entry
+    assert entry["upstream_addr"].startswith("127.0.0.1:800")
+    upstream_log = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    assert f"request_id={rid}" in upstream_log
+
+
+def test_malformed_request_id_is_replaced(host) -> None:
+    status, hdrs, _ = curl(host, "/v1/models", key=KEYS["alice"], headers={"X-Request-Id": "a b"})
+    assert status == 200
+    assert len(hdrs["x-request-id"]) == 32 and hdrs["x-request-id"] != "a b"
+
+
+def test_tenant_key_never_reaches_upstream_nor_logs(host) -> None:
+    logs = host.check_output(
+        "cat /var/log/nginx/*.log; "
+        "journalctl --no-pager -o cat -u nginx -u 'llmhost-test-upstream@*'"
+    )
+    for key in (*KEYS.values(), UPSTREAM_KEY):
+        assert key not in logs
+
+
+def test_two_upstreams_share_the_load(host) -> None:
+    seen = set()
+    for _ in range(8):
+        status, hdrs, _ = curl(host, "/v1/models", key=KEYS["alice"])
+        assert status == 200
+        seen.add(hdrs["x-upstream"])
+    assert seen == {"8001", "8002"}
+
+
+def test_survives_one_upstream_stopped(host) -> None:
+    host.run("systemctl stop llmhost-test-upstream@8002")
+    try:
+        for _ in range(6):
+            status, hdrs, _ = curl(host, "/v1/chat/completions", key=KEYS["alice"], body=CHAT)
+            assert status == 200 and hdrs["x-upstream"] == "8001"
+        assert curl(host, "/healthz")[0] == 200
+    finally:
+        host.run("systemctl start llmhost-test-upstream@8002")
+        wait_until_served(host)
+
+
+def test_all_upstreams_down_is_a_json_502(host) -> None:
+    host.run("systemctl stop 'llmhost-test-upstream@*'")
+    try:
+        status, _, body = curl(host, "/v1/models", key=KEYS["alice"])
+        assert status == 502 and json.loads(body)["error"]["code"] == "upstream_unavailable"
+        status, _, body = curl(host, "/healthz")
+        assert status == 503 and json.loads(body) == {"status": "upstream_down"}
+    finally:
+        host.run("systemctl start llmhost-test-upstream@8001 llmhost-test-upstream@8002")
+        wait_until_served(host)
+
+
+def wait_until_served(host) -> None:
+    """Backends marked failed stay out for fail_timeout (10 s): wait for them."""
+    for _ in range(30):
+        if (
+            curl(host, "/healthz")[0] == 200
+            and len(
+                {curl(host, "/v1/models", key=KEYS["alice"])[1].get("x-upstream") for _ in range(4)}
+            )
+            == 2
+        ):
+            return
+        time.sleep(1)
+    raise AssertionError("the backends did not come back within 30 s")
+
+
+def test_drain_switch(host) -> None:
+    host.run("touch /etc/nginx/llmhost/draining")
+    try:
+        status, hdrs, body = curl(host, "/v1/chat/completions", key=KEYS["alice"], body=CHAT)
+        assert status == 503 and hdrs["retry-after"] == "30"
+        assert json.loads(body)["error"]["code"] == "draining"
+        status, _, body = curl(host, "/healthz")
+        assert status == 503 and json.loads(body) == {"status": "draining"}
+    finally:
+        host.run("rm -f /etc/nginx/llmhost/draining")
+    assert curl(host, "/healthz")[0] == 200
+
+
+def test_firewall_allows_only_ssh_and_the_gateway(host) -> None:
+    rules = host.check_output("nft list table inet llmhost_gateway")
+    assert "policy drop" in rules
+    assert "tcp dport { 22, 80, 443 } accept" in rules
+    assert host.service("llmhost-firewall").is_enabled
+
+
+def test_timeout_hierarchy_rendered(host) -> None:
+    proxy = host.file("/etc/nginx/llmhost/proxy.conf").content_string
+    assert "proxy_read_timeout 90s;" in proxy and "proxy_buffering off;" in proxy
+    assert "proxy_http_version 1.1;" in proxy
+
+
+def _client() -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url="https://127.0.0.1:18643/v1",
+        api_key=KEYS["alice"],
+        http_client=openai.DefaultHttpxClient(verify=str(EVIDENCE / "gateway_certificate.pem")),
+        max_retries=0,
+    )
+
+
+def test_openai_client_streams_unbuffered_over_tls() -> None:
+    """The official client streams a chat from the control node; chunks arrive spread out."""
+    arrivals: list[float] = []
+    texts: list[str] = []
+    start = time.monotonic()
+    stream = _client().chat.completions.create(
+        model="test-model",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=6,
+        stream=True,
+        metadata={"delay_s": "0.3"},
+    )
+    for chunk in stream:
+        arrivals.append(time.monotonic() - start)
+        texts.append(chunk.choices[0].delta.content or "")
+    assert len(arrivals) == 6
+    assert "".join(texts).startswith("tok0 tok1")
+    # buffered, all would arrive together at the end (~1.8 s); unbuffered they spread out
+    assert arrivals[0] < 1.0, arrivals
+    assert arrivals[-1] - arrivals[0] > 1.0, arrivals
+
+
+def test_openai_client_sees_models_and_errors() -> None:
+    assert [m.id for m in _client().models.list()] == ["test-model"]
+    bad = openai.OpenAI(
+        base_url="https://127.0.0.1:18643/v1",
+        api_key="nope-0123456789abcdef",
+        http_client=openai.DefaultHttpxClient(verify=str(EVIDENCE / "gateway_certificate.pem")),
+        max_retries=0,
+    )
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+
+
+def test_streams_in_parallel_are_not_serialised() -> None:
+    """Four streams at once finish in about the time of one (no buffering, no queueing)."""
+    durations: list[float] = []
+
+    def one() -> None:
+        t0 = time.monotonic()
+        for _ in _client().chat.completions.create(
+            model="test-model",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=5,
+            stream=True,
+            metadata={"delay_s": "0.2"},
+        ):
+            pass
+        durations.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(durations) == 4
+    assert time.monotonic() - t0 < 2.5  # serialised would be ~4 s
+
+
+def test_evidence_report_has_no_keys() -> None:
+    report = (EVIDENCE / "gateway_report.json").read_text(encoding="utf-8")
+    data = json.loads(report)
+    assert sorted(t["name"] for t in data["tenants"]) == ["alice", "bob", "carol"]
+    assert data["checks"]["no_key_status"] == 401
+    for key in (*KEYS.values(), UPSTREAM_KEY):
+        assert key not in report
+    assert (EVIDENCE / "gateway_certificate.pem").read_text().startswith("-----BEGIN CERTIFICATE")
