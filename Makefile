@@ -53,6 +53,17 @@ lab-status: ## Show the lab host
 lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bundle
 	@bash scripts/run-lab.sh
 
+.PHONY: verify-evidence
+verify-evidence: ## Check a bundle against its MANIFEST.sha256 (RUN=evidence/<inventory>/<run id>)
+	@test -n "$(RUN)" || { echo "usage: make verify-evidence RUN=evidence/<inventory>/<run id>" >&2; exit 2; }
+	@python3 scripts/verify_evidence.py "$(RUN)"
+
+.PHONY: browser
+browser: ## Headless Chromium for the evidence page test (Debian package)
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "[llmhost] sudo apt-get install chromium (the page test is skipped without it)"; fi; }
+
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
 test: venv lint unit molecule ## Lint, unit tests and every Molecule scenario (ROLE=x: one)
@@ -65,7 +76,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ansible-lint --offline --profile production
 
 .PHONY: unit
-unit: venv ## pytest: unit tests, templates, parsers, policy checks
+unit: venv browser ## pytest: unit tests, templates, parsers, policy checks
 	pytest -q tests
 
 .PHONY: molecule

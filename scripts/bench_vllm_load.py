@@ -19,6 +19,11 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 
 async def one(client: AsyncOpenAI, model: str, tokens: int) -> tuple[float, float, int]:
+    """One streamed completion: (TTFT s, end-to-end s, completion tokens from usage).
+
+    Tokens come from the final usage chunk: under load vLLM may put several tokens in
+    one SSE event, so counting events would undercount.
+    """
     start = time.perf_counter()
     first = 0.0
     count = 0
@@ -28,13 +33,14 @@ async def one(client: AsyncOpenAI, model: str, tokens: int) -> tuple[float, floa
         max_tokens=tokens,
         temperature=0,
         stream=True,
+        stream_options={"include_usage": True},
         extra_body={"ignore_eos": True, "min_tokens": tokens},
     )
     async for chunk in stream:
-        if chunk.choices and chunk.choices[0].text:
-            if not first:
-                first = time.perf_counter() - start
-            count += 1
+        if chunk.choices and chunk.choices[0].text and not first:
+            first = time.perf_counter() - start
+        if chunk.usage is not None:
+            count = chunk.usage.completion_tokens
     return first, time.perf_counter() - start, count
 
 

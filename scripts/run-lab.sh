@@ -12,6 +12,7 @@ export LLMHOST_RUN_ID=${LLMHOST_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$sha}
 bundle="$root/evidence/lab/$LLMHOST_RUN_ID"
 [ -e "$bundle" ] && { echo "[llmhost] error: $bundle exists; evidence is never overwritten (unset LLMHOST_RUN_ID)" >&2; exit 1; }
 mkdir -p "$bundle"
+export LLMHOST_EVIDENCE_DIR="$bundle"
 export ANSIBLE_LOG_PATH="$bundle/ansible.log"
 
 log "run $LLMHOST_RUN_ID: playbooks/lab.yml on the lab host"
