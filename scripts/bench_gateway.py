@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD = ROOT / "scripts" / "bench_vllm_load.py"
-VENV = "/opt/llmhost/vllm/venv"
 CA = "/etc/nginx/llmhost/tls/gateway.crt"
 
 
@@ -38,9 +37,11 @@ def sh(container: str, cmd: str) -> str:
     return out.stdout
 
 
-def load(container: str, side: str, model: str, conc: int, tokens: int, tenant_key: str) -> dict:
+def load(
+    container: str, venv: str, side: str, model: str, conc: int, tokens: int, tenant_key: str
+) -> dict:
     base = (
-        f"{VENV}/bin/python /root/bench_vllm_load.py --model {shlex.quote(model)} "
+        f"{venv}/bin/python /root/bench_vllm_load.py --model {shlex.quote(model)} "
         f"--concurrency {conc} --requests {conc * 3} --tokens {tokens}"
     )
     if side == "direct":
@@ -56,7 +57,6 @@ def load(container: str, side: str, model: str, conc: int, tokens: int, tenant_k
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--container", default=os.environ.get("LLMHOST_LAB_NAME", "llmhost-lab"))
-    p.add_argument("--model", default="mini-gpt2-lab")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
@@ -67,13 +67,15 @@ def main() -> None:
     )
     a = p.parse_args()
     key = Path(a.tenant_key_file).read_text(encoding="utf-8").split()[0]
+    release = json.loads(sh(a.container, "cat /opt/llmhost/vllm/current/release.json"))
+    venv, model = release["venv"], release["served_model_name"]
     subprocess.run(
         ["docker", "cp", str(LOAD), f"{a.container}:/root/bench_vllm_load.py"], check=True
     )
     rounds: dict[str, list[dict]] = {"direct": [], "gateway": []}
     for i in range(a.rounds):
         for side in ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct"):
-            result = load(a.container, side, a.model, a.concurrency, a.tokens, key)
+            result = load(a.container, venv, side, model, a.concurrency, a.tokens, key)
             rounds[side].append(result)
             print(f"round {i + 1} {side}: {result}", file=sys.stderr, flush=True)
 
