@@ -21,3 +21,14 @@ start=$(date +%s)
 log "lab finished in $(( $(date +%s) - start )) s"
 log "evidence bundle: evidence/lab/$LLMHOST_RUN_ID"
 (cd "$bundle" && find . -type f | sort | sed 's/^\.\//  /')
+
+# No key may leak: scan the bundle and the lab host's logs (journal, nginx) for every
+# secret of the run (.cache/secrets/*, plain and encoded). A leak fails `make lab`.
+log "secrets scan: the bundle and the lab host's logs"
+hostlogs=$(mktemp -d)
+trap 'rm -rf "$hostlogs"' EXIT
+lab=${LLMHOST_LAB_NAME:-llmhost-lab}
+docker exec "$lab" journalctl --no-pager -o cat > "$hostlogs/journal.txt"
+docker exec "$lab" sh -c 'cat /var/log/nginx/*.log 2>/dev/null || true' > "$hostlogs/nginx.txt"
+"$root/.venv/bin/python" scripts/evidence_secrets.py "$bundle" "$hostlogs"
+log "verify the bundle any time: make verify-evidence RUN=evidence/lab/$LLMHOST_RUN_ID"
