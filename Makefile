@@ -12,6 +12,8 @@ PY ?= python3
 STAMP := $(VENV)/.llmhost-$(shell cat requirements.txt constraints.txt training/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 ROLES_WITH_MOLECULE := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
 ROLE ?=
+PROMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
+PROMTOOL := .cache/tools/prometheus-$(PROMTOOL_VERSION)/usr/bin/promtool
 INVENTORY ?= inventories/lab
 LAB_DISTROS := debian12
 TEST_DISTROS := debian12 debian13
@@ -58,6 +60,19 @@ verify-evidence: ## Check a bundle against its MANIFEST.sha256 (RUN=evidence/<in
 	@test -n "$(RUN)" || { echo "usage: make verify-evidence RUN=evidence/<inventory>/<run id>" >&2; exit 2; }
 	@python3 scripts/verify_evidence.py "$(RUN)"
 
+.PHONY: tools
+tools: ## promtool for the rule tests (Debian's prometheus package, unpacked; no daemon)
+	@if [ -x "$(PROMTOOL)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "[llmhost] no apt-get: the promtool tests will skip"; exit 0; fi; \
+	rm -rf .cache/tools/debs && mkdir -p .cache/tools/debs; \
+	get() { (cd .cache/tools/debs && apt-get download -q "prometheus=$(PROMTOOL_VERSION)"); }; \
+	if ! get; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "[llmhost] prometheus=$(PROMTOOL_VERSION) not downloadable: the promtool tests will skip"; exit 0; fi; \
+	  apt-get update -qq && get; \
+	fi; \
+	dpkg-deb -x .cache/tools/debs/prometheus_*.deb ".cache/tools/prometheus-$(PROMTOOL_VERSION)"; \
+	rm -rf .cache/tools/debs; "$(PROMTOOL)" --version 2>&1 | sed -n 1p
+
 .PHONY: browser
 browser: ## Headless Chromium for the evidence page test (Debian package)
 	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
@@ -76,7 +91,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ansible-lint --offline --profile production
 
 .PHONY: unit
-unit: venv browser ## pytest: unit tests, templates, parsers, policy checks
+unit: venv tools browser ## pytest: unit tests, templates, parsers, policy checks
 	pytest -q tests
 
 .PHONY: molecule

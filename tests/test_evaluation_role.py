@@ -1,0 +1,185 @@
+"""The evaluation role, run for real on localhost against the OpenAI-compatible test double
+over TLS (a fresh self-signed certificate as evaluation_ca_file), with vLLM-style
+/metrics on a second, plain listener: a passing run, its idempotent re-run, a second run
+against a degraded server whose gate fails naming the flipped cases (after writing the
+evidence), and bad input refused before anything is sent."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from evaluation_server import ROLE, self_signed, server, serving
+from role_runner import run_role
+
+KEY = "role-test-key-0123456789"
+EVAL = ROLE / "files" / "eval"
+LOAD_REQUESTS = 8
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The API over TLS and /metrics in plain HTTP, sharing one server state."""
+    faults = tmp_path / "faults.json"
+    settings = server.Settings("tiny", KEY, ttft_ms=5, token_ms=1, faults_file=faults)
+    cert, key = self_signed(tmp_path)
+    with serving(settings, (cert, key)) as api, serving(settings) as metrics:
+        yield {
+            "api": api + "/v1",
+            "metrics": metrics + "/metrics",
+            "ca": cert,
+            "faults": faults,
+            "settings": settings,
+        }
+
+
+def _vars(endpoint: dict[str, Any], evidence: Path, **overrides: Any) -> dict[str, Any]:
+    extra = {
+        "evaluation_base_url": endpoint["api"],
+        "evaluation_api_key": KEY,
+        "evaluation_ca_file": str(endpoint["ca"]),
+        "evaluation_cases_file": str(EVAL / "cases-lab.csv"),
+        "evaluation_system_prompt_file": str(EVAL / "system_prompt-lab.txt"),
+        "evaluation_evidence_dir": str(evidence),
+        "evaluation_metrics_url": endpoint["metrics"],
+        "evaluation_load_concurrency": 2,
+        "evaluation_load_requests": LOAD_REQUESTS,
+        "evaluation_load_max_tokens": 8,
+        "evaluation_gate_min_pass_rate": 0.9,
+        "evaluation_gate_must_pass": ["lab-non-empty", "lab-streamed"],
+    }
+    extra.update(overrides)
+    return extra
+
+
+def _run(
+    tmp_path: Path, name: str, extra: dict[str, Any], **kw: Any
+) -> subprocess.CompletedProcess:
+    work = tmp_path / name
+    work.mkdir()
+    return run_role(work, "evaluation", extra, gather_facts=False, **kw)
+
+
+def _recap_changed(out: str) -> int:
+    match = re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", out)
+    assert match, out[-3000:]
+    return int(match.group(1))
+
+
+@pytest.mark.slow
+def test_pass_rerun_then_gate_fails_on_flips(tmp_path: Path, endpoint: dict[str, Any]) -> None:
+    runs = tmp_path / "evidence" / "lab"
+    first = runs / "20260101T000000Z-aaaaaaaaaaaa"
+    result = _run(tmp_path, "first", _vars(endpoint, first))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    assert KEY not in out
+    summary = json.loads((first / "eval_summary.json").read_text(encoding="utf-8"))
+    assert summary["pass_rate"] == 1.0 and summary["tls"] is True
+    assert summary["ca_file"]["path"] == str(endpoint["ca"])
+    assert summary["previous_run"] is None
+    load = json.loads((first / "load_test.json").read_text(encoding="utf-8"))
+    assert load["summary"]["completed"] == LOAD_REQUESTS
+    assert {r["output_tokens"] for r in load["requests"]} == {8}
+    assert load["tls"] is True
+
+    again = _run(tmp_path, "again", _vars(endpoint, first))
+    assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
+    assert _recap_changed(again.stdout) == 0
+
+    endpoint["faults"].write_text('{"empty": true}', encoding="utf-8")
+    second = runs / "20260102T000000Z-bbbbbbbbbbbb"
+    failed = _run(tmp_path, "second", _vars(endpoint, second))
+    out = " ".join((failed.stdout + failed.stderr).split())
+    assert failed.returncode != 0
+    assert "Evaluation gate failed for run 20260102T000000Z-bbbbbbbbbbbb" in out
+    assert "pass rate 0.0 is below evaluation_gate_min_pass_rate 0.9" in out
+    assert (
+        "must-pass cases failed: lab-non-empty, lab-streamed (flipped to fail since run "
+        "20260101T000000Z-aaaaaaaaaaaa: lab-non-empty, lab-streamed)"
+    ) in out
+    assert KEY not in out
+    comparison = json.loads((second / "eval_comparison.json").read_text(encoding="utf-8"))
+    assert comparison["previous_run"] == "20260101T000000Z-aaaaaaaaaaaa"
+    assert "lab-non-empty" in comparison["flipped_to_fail"]
+    for name in ("eval_cases.csv", "load_test.json", "vllm_metrics_after.txt"):
+        assert (second / name).is_file(), f"{name} was not written before the gate"
+    with (second / "eval_results.csv").open(encoding="utf-8") as handle:
+        rows = {r["case_id"]: r for r in csv.DictReader(handle)}
+    assert rows["lab-non-empty"]["passed"] == "false"
+    assert "the output is empty" in rows["lab-non-empty"]["reason"]
+
+
+@pytest.mark.slow
+def test_load_errors_fail_the_gate(tmp_path: Path, endpoint: dict[str, Any]) -> None:
+    endpoint["faults"].write_text(
+        '{"reject": {"contains": "LOADTEST", "status": 429}}', encoding="utf-8"
+    )
+    extra = _vars(
+        endpoint,
+        tmp_path / "evidence" / "lab" / "run",
+        evaluation_load_prompt="LOADTEST: how fast?",
+        evaluation_gate_load_max_error_rate=0.0,
+        evaluation_metrics_url="",
+    )
+    failed = _run(tmp_path, "run", extra)
+    out = " ".join((failed.stdout + failed.stderr).split())
+    assert failed.returncode != 0
+    assert "load test error rate 1.0 is above evaluation_gate_load_max_error_rate 0.0" in out
+    assert '(errors by status: {"429": 8})' in out
+    assert "is below evaluation_gate_min_pass_rate" not in out  # the cases passed
+
+
+REFUSALS = [
+    (
+        {"evaluation_base_url": "ftp://x/v1"},
+        "refused before anything was sent: evaluation_base_url",
+    ),
+    ({"evaluation_api_key": "short"}, "sent: evaluation_api_key must be set"),
+    (
+        {"evaluation_base_url": "http://127.0.0.1:9/v1"},
+        "sent: evaluation_ca_file needs an https://",
+    ),
+    ({"evaluation_evidence_dir": "relative/dir"}, "evaluation_evidence_dir must be an absolute"),
+    (
+        {"evaluation_gate_min_pass_rate": 1.5},
+        "evaluation_gate_min_pass_rate must lie in 0-1 (got 1.5)",
+    ),
+    ({"evaluation_load_concurrency": 0}, "sent: evaluation_load_concurrency must be >= 1 (got 0)."),
+    ({"evaluation_cases_file": "/nonexistent/cases.csv"}, "evaluation_cases_file = '/nonexistent"),
+    ({"evaluation_gate_must_pass": ["lab-nope"]}, "evaluation_gate_must_pass names lab-nope"),
+    ({"_bad_cases": "a,Hi,,,,e,sparkles,\n"}, "line 2 (case a): unknown check 'sparkles'"),
+    ({"_bad_template": "no placeholder"}, "has no {prompt}"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "expected"), REFUSALS, ids=[r[1][:32] for r in REFUSALS])
+def test_bad_input_is_refused_before_anything_is_sent(
+    tmp_path: Path, endpoint: dict[str, Any], overrides: dict[str, Any], expected: str
+) -> None:
+    evidence = tmp_path / "evidence" / "run"
+    extra = _vars(endpoint, evidence)
+    if "_bad_cases" in overrides:
+        cases = tmp_path / "cases.csv"
+        header = "id,prompt,messages,max_tokens,params,expected,check,notes\n"
+        cases.write_text(header + overrides["_bad_cases"], encoding="utf-8")
+        overrides = {"evaluation_cases_file": str(cases), "evaluation_gate_must_pass": []}
+    if "_bad_template" in overrides:
+        template = tmp_path / "template.txt"
+        template.write_text(overrides["_bad_template"], encoding="utf-8")
+        overrides = {"evaluation_prompt_template_file": str(template)}
+    extra.update(overrides)
+    result = _run(tmp_path, "run", extra)
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, out[-3000:]
+    assert expected in out, out[-3000:]
+    assert KEY not in out, "the API key reached the output"
+    assert not evidence.exists(), "the evidence folder was created before the refusal"
+    assert endpoint["settings"].counters["success"] == 0, "a request was sent"

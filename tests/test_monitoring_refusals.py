@@ -1,0 +1,82 @@
+"""The monitoring role, run for real on localhost up to its preflight: bad input is refused
+with the variable's name and the fix, before anything is installed or written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from role_runner import run_role
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    extra: dict[str, Any] = {
+        "monitoring_tsdb_dir": str(tmp_path / "tsdb"),
+        "monitoring_textfile_dir": str(tmp_path / "textfile"),
+        **overrides,
+    }
+    return run_role(tmp_path, "monitoring", extra, tags="monitoring_preflight")
+
+
+# (overrides, the check that must fail, words of its message)
+CASES = [
+    (
+        {"monitoring_listen_address": "0.0.0.0"},  # noqa: S104 (the refused input)
+        "monitoring_listen_address",
+        "must be 127.0.0.1 or ::1",
+    ),
+    ({"monitoring_mtail_port": 9090}, "monitoring_*_port", "the five ports must be distinct"),
+    ({"monitoring_retention_time": "15days"}, "monitoring_retention_time", "a Prometheus duration"),
+    ({"monitoring_retention_size": "2 gigabytes"}, "monitoring_retention_size", "must be a size"),
+    (
+        {"monitoring_vllm_target": "http://127.0.0.1:8000/metrics"},
+        "monitoring_vllm_target",
+        "must be host:port",
+    ),
+    (
+        {"monitoring_vllm_enabled": False, "monitoring_required_targets": ["prometheus", "vllm"]},
+        "monitoring_required_targets",
+        "lists jobs this host does not scrape: ['vllm']",
+    ),
+    ({"monitoring_gpu_temp_max_c": 200}, "monitoring_gpu_temp_max_c", "between 30 and 120"),
+    (
+        {"monitoring_kv_cache_max_ratio": 95},
+        "monitoring_gpu_memory_max_ratio / monitoring_kv_cache_max_ratio",
+        "must be ratios in (0, 1)",
+    ),
+    ({"monitoring_ttft_p99_slo_s": 0}, "monitoring_ttft_p99_slo_s", "number of seconds > 0"),
+    ({"monitoring_gateway_5xx_max_ratio": 1}, "monitoring_gateway_5xx_max_ratio", "(0, 0.5]"),
+    ({"monitoring_models_disk_max_pct": 100}, "monitoring_models_disk_max_pct", "a percentage"),
+    ({"monitoring_hard_stop_time": "2030-01-01 18:00"}, "monitoring_hard_stop_time", "ISO 8601"),
+    ({"monitoring_run_id": "../x"}, "monitoring_run_id", "a safe folder name"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "check", "words"), CASES, ids=[c[1] for c in CASES])
+def test_bad_input_refused_before_any_change(
+    tmp_path: Path, overrides: dict[str, Any], check: str, words: str
+) -> None:
+    result = _run(tmp_path, **overrides)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    failed = re.findall(r"^failed: \[localhost\] \(item=(.+?)\) =>", out, re.M)
+    assert failed == [check], out  # exactly the one check this input breaks
+    assert f"{check}: " in out
+    assert words in out, out
+    for created in ("tsdb", "textfile"):
+        assert not (tmp_path / created).exists(), f"{created} was created before the refusal"
+
+
+@pytest.mark.slow
+def test_good_input_gets_past_the_input_checks(tmp_path: Path) -> None:
+    result = _run(tmp_path, monitoring_hard_stop_time="2030-01-01T19:00:00+01:00")
+    out = result.stdout + result.stderr
+    assert "Check the inputs" in out
+    assert not re.search(r"^failed: \[localhost\] \(item=", out, re.M), out
+    if not Path("/run/systemd/system").is_dir():  # this control machine is no systemd host
+        assert result.returncode != 0
+        assert "monitoring needs systemd and apt" in out, out
