@@ -64,7 +64,13 @@ def draw(doc: dict[str, Any], out: Path) -> dict[str, int]:
             data = points(name)
             drawn[name] = len(data)
             if data:
-                axis.plot([p[0] for p in data], [p[1] for p in data], label=label)
+                axis.plot(
+                    [p[0] for p in data],
+                    [p[1] for p in data],
+                    label=label,
+                    marker=".",
+                    markersize=4,
+                )
         axis.set_ylabel(unit)
         axis.grid(visible=True, alpha=0.3)
     gateway = points(GATEWAY)
