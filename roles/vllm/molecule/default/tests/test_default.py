@@ -147,3 +147,18 @@ def test_kill_9_is_restarted_by_systemd_and_serves_again(host) -> None:
     assert new_pid not in ("0", pid), "systemd did not restart vLLM"
     assert curl(host, "/v1/models")[0] == 200
     assert int(host.check_output("systemctl show vllm -p NRestarts --value")) >= 1
+
+
+def test_rollback_served_revision_a_then_rolled_forward_to_b() -> None:
+    bundle = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
+    back = json.loads((bundle / "rollback" / "rollback.json").read_text(encoding="utf-8"))
+    assert back["rolled_back_from"]["model_revision"] == "rev-b"
+    assert back["now_serving"]["model_revision"] == "rev-a"
+    assert back["server_reports"]["model_root"] == "/srv/llmhost/models/tiny/rev-a"
+    assert back["serves_the_rolled_back_model"] is True
+    assert back["smoke_test"]["passed"] is True
+    forward = json.loads((bundle / "rollforward" / "rollback.json").read_text(encoding="utf-8"))
+    assert forward["now_serving"]["release"] == back["rolled_back_from"]["release"]
+    assert forward["server_reports"]["model_root"] == "/srv/llmhost/models/tiny/rev-b"
+    smoke = (bundle / "rollback" / "rollback_smoke_test.json").read_text(encoding="utf-8")
+    assert KEY not in smoke and json.loads(smoke)["passed"] is True

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Drain probe: keep N SSE streams in flight through the gateway while teardown runs,
+and prove that every stream the gateway accepted ended with `data: [DONE]`.
+
+    drain_probe.py run --url https://127.0.0.1:8443 --ca gateway_certificate.pem \
+        --model mini-gpt2-lab --out drain_test.json [--streams 8] [--max-tokens 64] \
+        [--ready-file F] [--max-seconds 900]          (key in LLMHOST_DRAIN_PROBE_KEY)
+    drain_probe.py merge --probe drain_test.json --proof shutdown_proof.json
+
+`run`: each of --streams workers streams a chat completion, reads it to the end, and
+starts the next one at once, so N streams are in flight whenever the teardown begins.
+A watcher polls /healthz and notes when the gateway starts draining. A worker stops at
+its first 503 (it must carry Retry-After) and the probe ends when every worker stopped
+(or after --max-seconds). --ready-file is written once all N streams are producing
+tokens: start the teardown after it appears. The key is read from the environment (or
+--key-file) and never written. Standard library only; TLS is verified against --ca.
+
+`merge`: adds the teardown's own figures from shutdown_proof.json (when the drain file
+appeared, how long the drain took, what nginx and vLLM counted in flight) and counts
+the streams in flight at that moment. Exit 0 when the test passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+KEY_ENV = "LLMHOST_DRAIN_PROBE_KEY"
+CHAT_PATH = "/v1/chat/completions"
+Connect = Callable[[], http.client.HTTPConnection]
+
+
+def iso(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# --- one stream ----------------------------------------------------------------------------
+
+
+def read_sse(response: http.client.HTTPResponse) -> tuple[int, bool, float | None]:
+    """Events read, whether `data: [DONE]` arrived, when the first content arrived."""
+    events, done, first = 0, False, None
+    while True:
+        raw = response.readline()
+        if not raw:
+            break
+        line = raw.decode("utf-8", "replace").strip()
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            break
+        events += 1
+        if first is None:
+            first = time.time()
+    return events, done, first
+
+
+def one_stream(connect: Connect, key: str, body: Mapping[str, Any], worker: int) -> dict:
+    record: dict[str, Any] = {"worker": worker, "started": time.time(), "status": None}
+    conn = connect()
+    try:
+        conn.request(
+            "POST",
+            CHAT_PATH,
+            body=json.dumps(body),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        record["status"] = response.status
+        if response.status != 200:
+            record["retry_after"] = response.getheader("Retry-After")
+            text = response.read(2000).decode("utf-8", "replace")
+            try:
+                record["error_code"] = json.loads(text)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                record["error_body"] = text[:200]
+        else:
+            record["events"], record["done"], first = read_sse(response)
+            record["first_token"] = first
+    except (OSError, http.client.HTTPException) as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+        record["ended"] = time.time()
+    return record
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+class Probe:
+    def __init__(
+        self, connect: Connect, key: str, body: Mapping[str, Any], streams: int, seconds: float
+    ) -> None:
+        self.connect, self.key, self.body = connect, key, body
+        self.streams, self.deadline = streams, time.time() + seconds
+        self.records: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.producing: set[int] = set()
+        self.all_producing = threading.Event()
+        self.done = threading.Event()
+        self.drain_seen: float | None = None
+        self.last_ok: float | None = None
+
+    def worker(self, index: int) -> None:
+        while time.time() < self.deadline:
+            record = one_stream(self.connect, self.key, self.body, index)
+            with self.lock:
+                self.records.append(record)
+                if record.get("first_token"):
+                    self.producing.add(index)
+                    if len(self.producing) == self.streams:
+                        self.all_producing.set()
+            if record["status"] == 503:
+                return  # the gateway is draining: this worker is done
+            if record["status"] != 200:
+                if self.drain_seen is not None:
+                    return  # the gateway went away after the drain began
+                time.sleep(0.5)
+
+    def watch(self, interval: float) -> None:
+        """Poll /healthz until the gateway says it is draining."""
+        while not self.done.is_set() and time.time() < self.deadline:
+            status, text = 0, ""
+            conn = self.connect()
+            try:
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                status, text = response.status, response.read(200).decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+            now = time.time()
+            if "draining" in text:
+                self.drain_seen = now
+                return
+            if status == 200:
+                self.last_ok = now
+            time.sleep(interval)
+
+    def run(self, ready_file: Path | None, interval: float) -> None:
+        watcher = threading.Thread(target=self.watch, args=(interval,), daemon=True)
+        workers = [
+            threading.Thread(target=self.worker, args=(i,), daemon=True)
+            for i in range(self.streams)
+        ]
+        watcher.start()
+        for thread in workers:
+            thread.start()
+        if ready_file is not None:
+            while not self.all_producing.wait(0.5):
+                if time.time() > self.deadline or not any(t.is_alive() for t in workers):
+                    break
+            if self.all_producing.is_set():
+                ready_file.write_text(f"{iso(time.time())}\n", encoding="utf-8")
+        for thread in workers:
+            thread.join(max(0.0, self.deadline - time.time()) + 5)
+        self.done.set()
+        watcher.join(5)
+
+
+# --- analysis (pure) -----------------------------------------------------------------------
+
+
+def in_flight_at(records: Sequence[Mapping[str, Any]], moment: float) -> list[Mapping[str, Any]]:
+    return [r for r in records if r["status"] == 200 and r["started"] < moment < r["ended"]]
+
+
+def analyse(
+    records: Sequence[Mapping[str, Any]],
+    streams: int,
+    drain_seen: float | None,
+    last_ok: float | None,
+) -> dict[str, Any]:
+    accepted = [r for r in records if r["status"] == 200]
+    truncated = [r for r in accepted if not r.get("done")]
+    refused = [r for r in records if r["status"] == 503]
+    other = [r for r in records if r["status"] not in (200, 503)]
+    after_drain = [r for r in other if drain_seen is not None and r["started"] >= drain_seen]
+    errors = [r for r in other if r not in after_drain]
+    flying = in_flight_at(accepted, drain_seen) if drain_seen is not None else []
+    result: dict[str, Any] = {
+        "streams_target": streams,
+        "drain_observed": drain_seen is not None,
+        "drain_seen_at": iso(drain_seen) if drain_seen else None,
+        "last_healthy_at": iso(last_ok) if last_ok else None,
+        "streams": {
+            "accepted": len(accepted),
+            "completed_with_done": len(accepted) - len(truncated),
+            "truncated": len(truncated),
+        },
+        "in_flight_when_drain_seen": len(flying),
+        "in_flight_when_drain_seen_completed": sum(1 for r in flying if r.get("done")),
+        "last_stream_ended_after_drain_s": (
+            round(max(r["ended"] for r in flying) - drain_seen, 3)
+            if flying and drain_seen
+            else None
+        ),
+        "refused_while_draining": {
+            "count": len(refused),
+            "with_retry_after": sum(1 for r in refused if r.get("retry_after")),
+            "retry_after_values": sorted({str(r.get("retry_after")) for r in refused}),
+            "error_codes": sorted({str(r.get("error_code")) for r in refused}),
+        },
+        "gateway_gone_after_drain": len(after_drain),
+        "errors": [_compact(r) for r in errors][:20],
+    }
+    result["passed"] = bool(
+        drain_seen is not None
+        and not truncated
+        and not errors
+        and flying
+        and all(r.get("retry_after") for r in refused)
+    )
+    return result
+
+
+def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if k not in ("started", "ended", "first_token")}
+    out["started"], out["ended"] = iso(record["started"]), iso(record["ended"])
+    return out
+
+
+def merge(probe: Mapping[str, Any], proof: Mapping[str, Any]) -> dict[str, Any]:
+    """The probe's result plus the teardown's own drain figures and the streams in flight
+    at the moment the drain file appeared (clocks of one host, or NTP-synced hosts)."""
+    out = dict(probe)
+    drain = proof.get("drain") or {}
+    if not drain:
+        out["teardown"] = {"drain": None, "note": "the proof has no drain: nothing was running"}
+        out["passed"] = False
+        return out
+    start = epoch(drain["started_at"])
+    records = [
+        {**r, "started": epoch(r["started"]), "ended": epoch(r["ended"])} for r in probe["records"]
+    ]
+    flying = in_flight_at(records, start)
+    out["teardown"] = {
+        "drain_started_at": drain["started_at"],
+        "drain_duration_s": drain["duration_s"],
+        "drain_completed": drain["completed"],
+        "server_in_flight_at_drain_start": drain["in_flight_at_start"],
+        "proof_passed": proof.get("passed"),
+    }
+    out["in_flight_at_drain_start"] = len(flying)
+    out["in_flight_at_drain_start_completed"] = sum(1 for r in flying if r.get("done"))
+    out["passed"] = bool(
+        probe.get("passed") and drain["completed"] and flying and all(r.get("done") for r in flying)
+    )
+    return out
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def connector(url: str, ca: str, timeout: float) -> Connect:
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=ca or None)
+        return lambda: http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+    return lambda: http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    key = os.environ.get(KEY_ENV, "")
+    if args.key_file:
+        key = Path(args.key_file).read_text(encoding="utf-8").strip()
+    if not key:
+        print(f"drain_probe: no key: set {KEY_ENV} or --key-file", file=sys.stderr)
+        return 2
+    body = {
+        "model": args.model,
+        "messages": [{"role": "user", "content": "Tell a long story."}],
+        "max_tokens": args.max_tokens,
+        "min_tokens": args.max_tokens,  # vLLM: no early stop, so every stream is as long
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": True,
+    }
+    probe = Probe(
+        connector(args.url, args.ca, args.timeout), key, body, args.streams, args.max_seconds
+    )
+    started = time.time()
+    probe.run(args.ready_file, args.healthz_interval)
+    result = {
+        "url": args.url,
+        "model": args.model,
+        "max_tokens": args.max_tokens,
+        "started_at": iso(started),
+        "ended_at": iso(time.time()),
+        **analyse(probe.records, args.streams, probe.drain_seen, probe.last_ok),
+        "records": [_compact(r) for r in probe.records],
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("records", "errors")}))
+    return 0 if result["passed"] else 1
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    probe = json.loads(args.probe.read_text(encoding="utf-8"))
+    proof = json.loads(args.proof.read_text(encoding="utf-8"))
+    merged = merge(probe, proof)
+    args.probe.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in merged.items() if k not in ("records", "errors")}))
+    return 0 if merged["passed"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="keep streams in flight until the gateway drains")
+    run.add_argument("--url", required=True, help="gateway base URL, e.g. https://127.0.0.1:8443")
+    run.add_argument("--ca", default="", help="certificate to verify the gateway's TLS with")
+    run.add_argument("--model", required=True)
+    run.add_argument("--key-file", default="", help=f"tenant key file (else ${KEY_ENV})")
+    run.add_argument("--streams", type=int, default=8)
+    run.add_argument("--max-tokens", type=int, default=64)
+    run.add_argument("--max-seconds", type=float, default=900)
+    run.add_argument("--timeout", type=float, default=120, help="socket timeout per read")
+    run.add_argument("--healthz-interval", type=float, default=0.2)
+    run.add_argument("--ready-file", type=Path)
+    run.add_argument("--out", type=Path, required=True)
+    run.set_defaults(func=cmd_run)
+    mrg = sub.add_parser("merge", help="add the teardown's figures from shutdown_proof.json")
+    mrg.add_argument("--probe", type=Path, required=True)
+    mrg.add_argument("--proof", type=Path, required=True)
+    mrg.set_defaults(func=cmd_merge)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

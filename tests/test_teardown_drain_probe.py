@@ -1,0 +1,213 @@
+"""scripts/drain_probe.py against a small local gateway double: streams kept in flight,
+the drain seen, every accepted stream checked for [DONE]; truncation is caught."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "probe-key-0123456789abcdef"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "drain_probe", ROOT / "scripts" / "drain_probe.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["drain_probe"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+probe = _load()
+
+
+class Gateway:
+    """What the probe sees of the gateway: /healthz, and SSE that 503s while draining."""
+
+    def __init__(self, truncate: bool = False) -> None:
+        self.draining = False
+        self.truncate = truncate
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: object) -> None:
+                pass
+
+            def _json(self, status: int, body: dict, headers: dict[str, str]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(data))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if gateway.draining:
+                    self._json(503, {"status": "draining"}, {})
+                else:
+                    self._json(200, {"status": "ok"}, {})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert self.headers["Authorization"] == f"Bearer {KEY}"
+                if gateway.draining:
+                    error = {"error": {"code": "draining", "message": "draining"}}
+                    self._json(503, error, {"Retry-After": "30"})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for i in range(body["max_tokens"]):
+                    time.sleep(0.05)
+                    chunk = {"choices": [{"delta": {"content": f"t{i} "}}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                if not gateway.truncate:
+                    self.wfile.write(b"data: [DONE]\n\n")
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Gateway:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _run_probe(gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv(probe.KEY_ENV, KEY)
+    out, ready = tmp_path / "drain_test.json", tmp_path / "ready"
+    args = ["run", "--url", gw.url, "--model", "m", "--streams", "4", "--max-tokens", "10"]
+    args += ["--max-seconds", "30", "--healthz-interval", "0.05"]
+    args += ["--ready-file", str(ready), "--out", str(out)]
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(probe.main(args)))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), "the probe never had its 4 streams producing"
+    time.sleep(0.2)
+    gw.draining = True
+    thread.join(30)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result["exit_code"] = codes[0]
+    return result
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    with Gateway() as gw:
+        yield gw
+
+
+def test_streams_in_flight_all_end_with_done(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _run_probe(gateway, tmp_path, monkeypatch)
+    assert result["passed"] is True and result["exit_code"] == 0
+    assert result["drain_observed"] is True
+    assert result["in_flight_when_drain_seen"] == 4
+    assert result["in_flight_when_drain_seen_completed"] == 4
+    assert result["streams"]["truncated"] == 0
+    assert result["streams"]["accepted"] == result["streams"]["completed_with_done"] >= 4
+    refused = result["refused_while_draining"]
+    assert refused == {
+        "count": 4,
+        "with_retry_after": 4,
+        "retry_after_values": ["30"],
+        "error_codes": ["draining"],
+    }
+    assert 0 < result["last_stream_ended_after_drain_s"] < 1
+    assert KEY not in json.dumps(result)
+
+
+def test_a_truncated_stream_fails_the_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Gateway(truncate=True) as gw:
+        result = _run_probe(gw, tmp_path, monkeypatch)
+    assert result["passed"] is False and result["exit_code"] == 1
+    assert result["streams"]["truncated"] == result["streams"]["accepted"] >= 4
+
+
+def test_no_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(probe.KEY_ENV, raising=False)
+    args = ["run", "--url", "http://127.0.0.1:9", "--model", "m", "--out", str(tmp_path / "x")]
+    assert probe.main(args) == 2
+
+
+# --- analysis and merge (pure) ---------------------------------------------------------------
+
+
+def _record(worker: int, start: float, end: float, status: int = 200, done: bool = True) -> dict:
+    record: dict[str, Any] = {"worker": worker, "started": start, "ended": end, "status": status}
+    if status == 200:
+        record["done"] = done
+    else:
+        record["retry_after"] = "30"
+        record["error_code"] = "draining"
+    return record
+
+
+def test_analyse_without_a_drain_fails() -> None:
+    result = probe.analyse([_record(0, 1.0, 2.0)], 1, None, 1.5)
+    assert result["drain_observed"] is False and result["passed"] is False
+
+
+def test_analyse_counts_errors_before_the_drain_but_not_the_gateway_going_away() -> None:
+    records = [
+        _record(0, 1.0, 5.0),
+        {"worker": 1, "started": 1.0, "ended": 1.1, "status": 429},
+        _record(0, 5.1, 5.2, status=503),
+        {"worker": 1, "started": 6.0, "ended": 6.0, "status": None, "error": "refused"},
+    ]
+    result = probe.analyse(records, 2, 4.0, 3.9)
+    assert result["gateway_gone_after_drain"] == 1
+    assert len(result["errors"]) == 1 and result["errors"][0]["status"] == 429
+    assert result["passed"] is False
+
+
+def test_merge_counts_the_streams_in_flight_when_the_drain_file_appeared() -> None:
+    records = [
+        _record(0, 100.0, 104.0),
+        _record(1, 100.5, 104.5),
+        _record(2, 99.0, 101.5),  # ended before the drain began
+        _record(0, 104.1, 104.1, status=503),
+    ]
+    result = probe.analyse(records, 3, 102.1, 101.9)
+    result["records"] = [probe._compact(r) for r in records]
+    proof = {
+        "passed": True,
+        "drain": {
+            "started_at": probe.iso(102.0),
+            "duration_s": 2.6,
+            "completed": True,
+            "in_flight_at_start": {"gateway": 2, "vllm_running": 2.0, "vllm_waiting": 0.0},
+        },
+    }
+    merged = probe.merge(result, proof)
+    assert merged["in_flight_at_drain_start"] == 2
+    assert merged["in_flight_at_drain_start_completed"] == 2
+    assert merged["teardown"]["server_in_flight_at_drain_start"]["gateway"] == 2
+    assert merged["passed"] is True
+    nothing = probe.merge(result, {"drain": None, "passed": True})
+    assert nothing["passed"] is False and nothing["teardown"]["drain"] is None

@@ -1,0 +1,128 @@
+"""The teardown role, run for real on localhost: bad input, a hard stop in the past or
+missing on rented_gpu, and a guard on a host without systemd are refused with the
+variable's name before anything is installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from role_runner import ROOT, run_role
+
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def _paths(tmp_path: Path) -> dict[str, str]:
+    """Internal paths moved into tmp_path (extra vars win), to show nothing was written."""
+    return {
+        "_teardown_script": str(tmp_path / "sbin" / "llmhost-teardown"),
+        "_teardown_config": str(tmp_path / "etc" / "teardown.json"),
+        "_teardown_host_evidence_root": str(tmp_path / "evidence"),
+    }
+
+
+def _nothing_written(tmp_path: Path) -> None:
+    for created in ("sbin", "etc", "evidence"):
+        assert not (tmp_path / created).exists(), f"{created} was created before the refusal"
+
+
+def _run_guard(tmp_path: Path, extra: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(yaml.safe_dump({**_paths(tmp_path), **extra}), encoding="utf-8")
+    play = tmp_path / "play.yml"
+    task = {"ansible.builtin.include_role": {"name": "teardown", "tasks_from": "guard.yml"}}
+    play.write_text(
+        yaml.safe_dump(
+            [{"name": "t", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+        ),
+        encoding="utf-8",
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    cmd = [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False
+    )
+
+
+CASES = [
+    ({"teardown_services": ["vllm"]}, "teardown_services: holds a name that is not a systemd unit"),
+    ({"teardown_drain_timeout_s": -5}, "teardown_drain_timeout_s: must be a whole number >= 0"),
+    (
+        {"teardown_destroy_command": ["provider", "terminate"]},
+        "teardown_destroy_command: is set while teardown_evidence_dir is empty",
+    ),
+    ({"teardown_gpu_plan": {"hourly_budget": "cheap"}}, "teardown_gpu_plan.hourly_budget"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("overrides", "expected"), CASES, ids=[c[1][:40] for c in CASES])
+def test_bad_input_refused_before_any_change(
+    tmp_path: Path, overrides: dict[str, Any], expected: str
+) -> None:
+    result = run_role(
+        tmp_path,
+        "teardown",
+        {**_paths(tmp_path), **overrides},
+        gather_facts=False,
+        tags="teardown_preflight",
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert expected in out, out
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"teardown_route": "rented_gpu", "teardown_hard_stop_time": "2020-01-01T00:00:00Z"},
+            "teardown_hard_stop_time: lies in the past, got 2020-01-01T00:00:00Z",
+        ),
+        (
+            {"teardown_route": "rented_gpu", "teardown_gpu_plan": {"hourly_budget": 2.49}},
+            "teardown_hard_stop_time: is empty on rented_gpu",
+        ),
+        (
+            {"teardown_hard_stop_time": "2099-01-01T00:00:00"},
+            "teardown_hard_stop_time: has no timezone",
+        ),
+        (
+            # This machine runs no systemd: a valid time is refused for that reason.
+            {"teardown_hard_stop_time": "2099-01-01T00:00:00Z"},
+            "does not run systemd, so no timer can enforce it",
+        ),
+    ],
+    ids=["past", "empty-on-rented", "no-zone", "no-systemd"],
+)
+def test_guard_refused_before_any_change(
+    tmp_path: Path, overrides: dict[str, Any], expected: str
+) -> None:
+    if "systemd" in expected and Path("/run/systemd/system").is_dir():
+        pytest.skip("this machine runs systemd")
+    result = _run_guard(tmp_path, overrides)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert expected in out, out
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+def test_no_guard_in_the_lab_is_accepted(tmp_path: Path) -> None:
+    result = _run_guard(tmp_path, {"teardown_route": "local_cpu", "teardown_hard_stop_time": ""})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "No hard-stop guard on localhost" in out
+    _nothing_written(tmp_path)
