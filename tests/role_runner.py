@@ -22,15 +22,21 @@ def run_role(
     *,
     gather_facts: bool = True,
     tags: str | None = None,
+    tasks_from: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook of a one-role play against localhost; stdout and stderr captured."""
+    """ansible-playbook of a one-role play against localhost; stdout and stderr captured.
+
+    With tasks_from, the play includes only that task file of the role (e.g. guard.yml).
+    """
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(yaml.safe_dump(extra_vars), encoding="utf-8")
     play = tmp_path / "play.yml"
+    body: dict[str, Any] = {"roles": [role]}
+    if tasks_from:
+        include = {"name": role, "tasks_from": tasks_from}
+        body = {"tasks": [{"ansible.builtin.include_role": include}]}
     play.write_text(
-        yaml.safe_dump(
-            [{"name": "t", "hosts": "localhost", "gather_facts": gather_facts, "roles": [role]}]
-        ),
+        yaml.safe_dump([{"name": "t", "hosts": "localhost", "gather_facts": gather_facts, **body}]),
         encoding="utf-8",
     )
     env = dict(

@@ -4,17 +4,12 @@ variable's name before anything is installed."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from role_runner import ROOT, run_role
-
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from role_runner import run_role
 
 
 def _paths(tmp_path: Path) -> dict[str, str]:
@@ -32,25 +27,12 @@ def _nothing_written(tmp_path: Path) -> None:
 
 
 def _run_guard(tmp_path: Path, extra: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    vars_file = tmp_path / "vars.yml"
-    vars_file.write_text(yaml.safe_dump({**_paths(tmp_path), **extra}), encoding="utf-8")
-    play = tmp_path / "play.yml"
-    task = {"ansible.builtin.include_role": {"name": "teardown", "tasks_from": "guard.yml"}}
-    play.write_text(
-        yaml.safe_dump(
-            [{"name": "t", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
-        ),
-        encoding="utf-8",
-    )
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    cmd = [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False
+    return run_role(
+        tmp_path,
+        "teardown",
+        {**_paths(tmp_path), **extra},
+        gather_facts=False,
+        tasks_from="guard.yml",
     )
 
 
