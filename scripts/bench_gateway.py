@@ -23,18 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LOAD = ROOT / "scripts" / "bench_vllm_load.py"
+from bench_vllm import LOAD, ROOT, sh  # same folder: the docker exec helper and the load script
+
 CA = "/etc/nginx/llmhost/tls/gateway.crt"
-
-
-def sh(container: str, cmd: str) -> str:
-    out = subprocess.run(
-        ["docker", "exec", container, "sh", "-c", cmd], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"error: {cmd[:80]!r}... failed in {container}: {out.stderr[-800:]}")
-    return out.stdout
 
 
 def load(
