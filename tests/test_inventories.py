@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "collections"))
@@ -58,9 +59,13 @@ def test_inventory_passes_the_input_gate(name: str) -> None:
     assert preflight_errors(inputs, now="2026-11-22T00:00:00Z") == []
 
 
-def test_lab_uses_docker_exec() -> None:
+def test_lab_is_reached_like_a_rented_host() -> None:
     hv = _host_vars(_inventory("lab"))
-    assert hv["ansible_connection"] == "community.docker.docker"
+    assert hv["ansible_connection"] == "ssh"
+    assert hv["ansible_host"] == "127.0.0.1"
+    assert hv["ansible_user"] != "root"
+    assert hv["ansible_become"] is True
+    assert "StrictHostKeyChecking=yes" in hv["ansible_ssh_common_args"]
     assert hv["llmhost_route"] == "local_cpu"
 
 
@@ -70,10 +75,41 @@ def test_gpu_local_uses_a_local_connection() -> None:
     assert hv["llmhost_route"] == "rented_gpu"
 
 
+def _names(name: str) -> tuple[set[str], set[str]]:
+    group = yaml.safe_load(
+        (ROOT / "inventories" / name / "group_vars" / "all" / "llmhost.yml").read_text("utf-8")
+    )
+    hosts = yaml.safe_load((ROOT / "inventories" / name / "hosts.yml").read_text("utf-8"))
+    host_vars = next(iter(hosts["all"]["children"]["llmhost"]["hosts"].values()))
+    return set(group), set(host_vars)
+
+
+def test_rented_example_differs_from_the_lab_only_in_values() -> None:
+    """Same variable names: a rented host differs in address, user, route, plan and keys."""
+    lab_group, lab_host = _names("lab")
+    rented_group, rented_host = _names("rented-gpu.example")
+    assert lab_group == rented_group, (
+        f"only in lab: {sorted(lab_group - rented_group)}; "
+        f"only in rented-gpu.example: {sorted(rented_group - lab_group)}"
+    )
+    assert lab_host == rented_host, lab_host ^ rented_host
+
+
+def test_tenants_carry_their_own_keys_from_the_vault() -> None:
+    for name in ("lab", "rented-gpu.example"):
+        group = yaml.safe_load(
+            (ROOT / "inventories" / name / "group_vars" / "all" / "llmhost.yml").read_text("utf-8")
+        )
+        for tenant in group["gateway_tenants"]:
+            assert tenant["key"].startswith("{{ vault_gateway_keys."), (name, tenant["name"])
+        assert group["llmhost_vllm_api_key"] == "{{ vault_llmhost_vllm_api_key }}"
+
+
 def test_example_secrets_are_vaulted_and_open_with_the_documented_password() -> None:
     secrets = ROOT / "inventories" / "rented-gpu.example" / "group_vars" / "all" / "secrets.yml"
     assert secrets.read_text(encoding="utf-8").startswith("$ANSIBLE_VAULT;1.1;AES256")
     hv = _host_vars(_inventory("rented-gpu.example"))
-    assert hv["llmhost_hf_token"].startswith("hf_example")
+    assert hv["vault_hf_token"].startswith("hf_example")
+    assert set(hv["vault_gateway_keys"]) == {t["name"] for t in hv["gateway_tenants"]}
     assert hv["ansible_user"] == "ubuntu"
     assert hv["ansible_become"] is True

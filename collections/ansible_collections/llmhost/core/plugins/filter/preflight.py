@@ -26,7 +26,7 @@ from ansible_collections.llmhost.core.plugins.plugin_utils.values import (
 )
 
 ROUTES = ("local_cpu", "rented_gpu")
-SOURCES = ("hub", "local")
+SOURCES = ("hub", "local", "host")
 DTYPES = tuple(BYTES_PER_PARAM)
 KV_CACHE_DTYPES = ("auto", "fp8")
 STOP_TIME_EXAMPLE = "2026-11-23T18:00:00Z"
@@ -293,7 +293,10 @@ def check_model(model: object) -> list[str]:
     errors = check_model_name(model.get("name"))
     source = model.get("source")
     errors += check_choice(
-        _var("model", "source"), source, SOURCES, "Use hub (download) or local (on disk)."
+        _var("model", "source"),
+        source,
+        SOURCES,
+        "Use hub (download), local (a control-node folder) or host (a folder on the host).",
     )
     if source == "hub":
         errors += check_hub_source(model)
