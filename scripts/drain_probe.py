@@ -130,11 +130,20 @@ class Probe:
                     if len(self.producing) == self.streams:
                         self.all_producing.set()
             if record["status"] == 503:
+                if record.get("error_code") == "draining":
+                    self.saw_drain(record["started"])  # refused for draining: the drain is on
                 return  # the gateway is draining: this worker is done
             if record["status"] != 200:
                 if self.drain_seen is not None:
                     return  # the gateway went away after the drain began
                 time.sleep(0.5)
+
+    def saw_drain(self, moment: float) -> None:
+        """Note the earliest moment the drain was seen (the watcher or a refused stream:
+        when every stream is refused between two polls, the watcher never sees it)."""
+        with self.lock:
+            if self.drain_seen is None or moment < self.drain_seen:
+                self.drain_seen = moment
 
     def watch(self, interval: float) -> None:
         """Poll /healthz until the gateway says it is draining."""
@@ -151,7 +160,7 @@ class Probe:
                 conn.close()
             now = time.time()
             if "draining" in text:
-                self.drain_seen = now
+                self.saw_drain(now)
                 return
             if status == 200:
                 self.last_ok = now

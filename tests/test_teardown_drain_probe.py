@@ -211,3 +211,12 @@ def test_merge_counts_the_streams_in_flight_when_the_drain_file_appeared() -> No
     assert merged["passed"] is True
     nothing = probe.merge(result, {"drain": None, "passed": True})
     assert nothing["passed"] is False and nothing["teardown"]["drain"] is None
+
+
+def test_a_stream_refused_for_draining_marks_the_drain_seen() -> None:
+    """All streams refused between two /healthz polls: the refusals still show the drain."""
+    run = probe.Probe(lambda: None, "k", {}, streams=2, seconds=5)
+    run.saw_drain(20.0)
+    run.saw_drain(10.0)
+    run.saw_drain(30.0)
+    assert run.drain_seen == 10.0
