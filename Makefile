@@ -44,7 +44,7 @@ images: engine ## Build the base images for the tests (cached by recipe)
 	@for d in $(TEST_DISTROS); do bash scripts/base-image.sh $$d; done
 
 .PHONY: lab-up lab-down lab-status
-lab-up: engine ## Start the lab host container
+lab-up: venv engine ## Start the lab host container: key pair, vault, sshd, operator account (llmops)
 	@bash scripts/labhost.sh up
 lab-down: ## Remove the lab host container
 	@bash scripts/labhost.sh down
@@ -53,7 +53,7 @@ lab-status: ## Show the lab host
 
 .PHONY: lab
 lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bundle
-	@bash scripts/run-lab.sh
+	@ANSIBLE_VAULT_PASSWORD_FILE=$(ROOT)/.cache/vault/lab.pass bash scripts/run-lab.sh
 
 .PHONY: verify-evidence
 verify-evidence: ## Check a bundle against its MANIFEST.sha256 (RUN=evidence/<inventory>/<run id>)

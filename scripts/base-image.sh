@@ -26,6 +26,9 @@
 #
 # Inside the image: units that cannot work in a container (and the apt-daily
 # timers) are masked, /etc/machine-id is empty (a fresh id per container),
+# sshd runs as on a rented host (keys only, no root login) without baked host
+# keys: ssh.service makes them on its first start, so every container has its
+# own (scripts/labhost.sh pins them in the lab's known_hosts),
 # docs/man pages/translations are left out (dpkg path-exclude, as in the
 # debian:*-slim images), apt caches are cleaned
 # and /var/lib/apt/lists is emptied and backdated to 2000-01-01 so that
@@ -43,7 +46,7 @@ readonly IMAGE_REPO=llmhost-base
 readonly RECIPE_LABEL=llmhost.recipe
 readonly DEFAULT_MIRROR=http://deb.debian.org/debian
 readonly HOST_CA_DIR=/usr/local/share/ca-certificates
-readonly PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,iproute2,procps,curl,sudo
+readonly PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,iproute2,procps,curl,sudo,openssh-server
 # Units that fail or make no sense in a container (see shared notes lab-host.md).
 readonly MASKED_UNITS=(
   systemd-udevd.service
@@ -60,7 +63,7 @@ readonly MASKED_UNITS=(
 )
 
 usage() {
-  sed -n '2,31s/^# \{0,1\}//p' "${SELF}"
+  sed -n '2,37s/^# \{0,1\}//p' "${SELF}"
 }
 
 # --- arguments --------------------------------------------------------------
@@ -283,6 +286,25 @@ customize_rootfs() {
   if [[ -f "${rootfs}/var/lib/dbus/machine-id" && ! -L "${rootfs}/var/lib/dbus/machine-id" ]]; then
     rm -f "${rootfs}/var/lib/dbus/machine-id"
   fi
+  # SSH as on a rented host. The host keys that openssh-server's postinst made
+  # would be shared by every container of this image: drop them; ssh.service
+  # generates missing ones before Debian's config check (sshd -t needs them).
+  rm -f "${rootfs}"/etc/ssh/ssh_host_*
+  mkdir -p "${rootfs}/etc/systemd/system/ssh.service.d" "${rootfs}/etc/ssh/sshd_config.d"
+  cat >"${rootfs}/etc/systemd/system/ssh.service.d/llmhost-host-keys.conf" <<'EOF'
+# llmhost lab image: no baked host keys; each container makes its own on first start.
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+EOF
+  cat >"${rootfs}/etc/ssh/sshd_config.d/llmhost.conf" <<'EOF'
+# llmhost lab image: keys only, no root login (like a rented host).
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+EOF
+
   # debootstrap copies the build host's name and resolver; docker provides both.
   printf 'localhost\n' >"${rootfs}/etc/hostname"
   : >"${rootfs}/etc/resolv.conf"

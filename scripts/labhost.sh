@@ -3,15 +3,23 @@
 #
 # A Docker container running systemd as PID 1 from llmhost-base:<distro>
 # (built by base-image.sh), reachable only through ports published on
-# 127.0.0.1. It is not --privileged (that fails on the build machines: the
+# 127.0.0.1, and by Ansible like a rented host: SSH as a non-root user with
+# sudo (inventories/lab/hosts.yml). It is not --privileged (that fails on the build machines: the
 # VM's capability bounding set lacks CAP_SYS_RESOURCE); it gets SYS_ADMIN,
 # unconfined seccomp/apparmor, the host cgroup namespace and tmpfs mounts.
 #
-#   up       Start the engine and build the base image when needed, then
-#            create/start the container and wait until systemd reports
-#            "running". Idempotent: an up-to-date running container is left
-#            alone, a stopped one is started, an outdated one is recreated.
-#   down     Remove the container (nothing to do when it is absent).
+#   up       Make the lab's key pair and vault (lab-init.sh), start the
+#            engine and build the base image when needed, then create/start
+#            the container and wait until systemd reports "running". Then,
+#            as a provider's cloud-init would, set up the operator account
+#            (LLMHOST_LAB_USER, sudo without password, the key pair's public
+#            key in authorized_keys), wait for sshd and pin the container's
+#            host key in .cache/lab/ssh/known_hosts (rewritten on every up:
+#            a recreated container has a new one). Idempotent: an up-to-date
+#            running container is left alone, a stopped one is started, an
+#            outdated one is recreated.
+#   down     Remove the container (nothing to do when it is absent); the
+#            key pair and the vault stay.
 #   status   Container state, image, published ports, systemd state.
 #   shell    Interactive login shell in the container, or run CMD there.
 #
@@ -20,35 +28,53 @@
 #   LLMHOST_LAB_DISTRO         debian12 (default) or debian13
 #   LLMHOST_LAB_GATEWAY_PORT   host port for the gateway, published as
 #                              127.0.0.1:PORT:443 (default 8443)
+#   LLMHOST_LAB_SSH_PORT       host port for SSH, published as
+#                              127.0.0.1:PORT:22 (default 2222; the inventory's
+#                              ansible_port must match)
+#   LLMHOST_LAB_USER           the operator account (default llmops; the
+#                              inventory's ansible_user must match)
 #   LLMHOST_LAB_EXTRA_PORTS    extra "HOST:CONTAINER[/udp]" pairs, space
 #                              separated, always published on 127.0.0.1
-#   LLMHOST_LAB_BOOT_TIMEOUT   seconds to wait for systemd (default 90)
+#   LLMHOST_LAB_BOOT_TIMEOUT   seconds to wait for systemd, and then for
+#                              sshd (default 90)
 #   LLMHOST_LAB_SHM_SIZE       size of /dev/shm (default 2g: vLLM's engine
 #                              needs far more than docker's 64m)
 #   LLMHOST_LAB_SKIP_PREPARE   1 = do not run docker-engine.sh/base-image.sh
 #                              on `up` (engine and image must already exist)
+#   LLMHOST_ROOT               where .cache/lab/ssh and the vault are
+#                              (default: this repository)
 #
 # Test traffic goes to the ports published on 127.0.0.1, never to the
 # container's bridge address.
 set -euo pipefail
 
+_root_from_env=${LLMHOST_ROOT:-}
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [[ -n "${_root_from_env}" ]]; then
+  LLMHOST_ROOT="$(cd "${_root_from_env}" && pwd -P)" || die "LLMHOST_ROOT=${_root_from_env} is not a folder"
+fi
+readonly ROOT=${LLMHOST_ROOT}
 
 readonly NAME="${LLMHOST_LAB_NAME:-llmhost-lab}"
 readonly HOSTNAME_IN_LAB=llmhost-lab
 readonly DISTRO="${LLMHOST_LAB_DISTRO:-debian12}"
 readonly IMAGE="llmhost-base:${DISTRO}"
 readonly GATEWAY_PORT="${LLMHOST_LAB_GATEWAY_PORT:-8443}"
+readonly SSH_PORT="${LLMHOST_LAB_SSH_PORT:-2222}"
+readonly LAB_USER="${LLMHOST_LAB_USER:-llmops}"
 readonly EXTRA_PORTS="${LLMHOST_LAB_EXTRA_PORTS:-}"
 readonly BOOT_TIMEOUT="${LLMHOST_LAB_BOOT_TIMEOUT:-90}"
 readonly SHM_SIZE="${LLMHOST_LAB_SHM_SIZE:-2g}"
 readonly BIND_ADDR=127.0.0.1
 readonly LAB_LABEL=llmhost.lab
 readonly RUNCONFIG_LABEL=llmhost.runconfig
+readonly SSH_DIR="${ROOT}/.cache/lab/ssh"
+readonly SSH_KEY="${SSH_DIR}/id_ed25519"
+readonly KNOWN_HOSTS="${SSH_DIR}/known_hosts"
 
 usage() {
-  sed -n '2,29s/^# \{0,1\}//p' "${LLMHOST_SCRIPTS_DIR}/labhost.sh"
+  sed -n '2,48s/^# \{0,1\}//p' "${LLMHOST_SCRIPTS_DIR}/labhost.sh"
 }
 
 # --- validation -------------------------------------------------------------
@@ -63,8 +89,14 @@ build_publish_args() {
   local pair host cont proto
   valid_port "${GATEWAY_PORT}" ||
     die "LLMHOST_LAB_GATEWAY_PORT must be a port number 1-65535 (got: ${GATEWAY_PORT})"
-  PUBLISH_ARGS=(-p "${BIND_ADDR}:${GATEWAY_PORT}:443")
-  PUBLISH_DESC=("${BIND_ADDR}:${GATEWAY_PORT} -> 443 (gateway)")
+  valid_port "${SSH_PORT}" ||
+    die "LLMHOST_LAB_SSH_PORT must be a port number 1-65535 (got: ${SSH_PORT})"
+  [[ "${SSH_PORT}" != "${GATEWAY_PORT}" ]] ||
+    die "LLMHOST_LAB_SSH_PORT and LLMHOST_LAB_GATEWAY_PORT are both ${SSH_PORT}; give them different ports"
+  [[ "${LAB_USER}" =~ ^[a-z_][a-z0-9_-]{0,31}$ && "${LAB_USER}" != root ]] ||
+    die "LLMHOST_LAB_USER must be a user name other than root (lower-case letters, digits, _ and -; got: ${LAB_USER})"
+  PUBLISH_ARGS=(-p "${BIND_ADDR}:${GATEWAY_PORT}:443" -p "${BIND_ADDR}:${SSH_PORT}:22")
+  PUBLISH_DESC=("${BIND_ADDR}:${GATEWAY_PORT} -> 443 (gateway)" "${BIND_ADDR}:${SSH_PORT} -> 22 (ssh)")
   for pair in ${EXTRA_PORTS}; do
     if [[ ! "${pair}" =~ ^([0-9]+):([0-9]+)(/(tcp|udp))?$ ]]; then
       die "LLMHOST_LAB_EXTRA_PORTS entry '${pair}' is not HOST:CONTAINER[/tcp|/udp]; no address may be given, ports are always published on ${BIND_ADDR} only"
@@ -210,12 +242,98 @@ create_container() {
   fi
 }
 
+# --- the operator account and SSH ----------------------------------------------
+
+# What a provider's cloud-init does on a rented host: the operator account with
+# passwordless sudo and the lab key in authorized_keys. The one step that uses
+# docker exec; Ansible itself comes in over SSH. Idempotent (files are replaced
+# only when their content differs).
+provision_operator() {
+  local pubkey
+  pubkey="$(cat "${SSH_KEY}.pub")" || die "no ${SSH_KEY}.pub (scripts/lab-init.sh makes it)"
+  docker exec -i "${NAME}" bash -s -- "${LAB_USER}" "${pubkey}" >/dev/null <<'EOF' ||
+set -euo pipefail
+user=$1
+pubkey=$2
+if ! id -u "${user}" >/dev/null 2>&1; then
+  useradd --create-home --user-group --shell /bin/bash "${user}"
+fi
+[[ "$(getent passwd "${user}" | cut -d: -f7)" == /bin/bash ]] || usermod --shell /bin/bash "${user}"
+home="$(getent passwd "${user}" | cut -d: -f6)"
+group="$(id -gn "${user}")"
+[[ -d "${home}" ]] || install -d -m 0750 -o "${user}" -g "${group}" "${home}"
+install -d -m 0700 -o "${user}" -g "${group}" "${home}/.ssh"
+tmp="$(mktemp)"
+trap 'rm -f "${tmp}"' EXIT
+# put SRC DEST MODE OWNER GROUP: replace DEST only when its content differs.
+put() {
+  cmp -s "$1" "$2" || install -m "$3" -o "$4" -g "$5" "$1" "$2"
+  chmod "$3" "$2"
+  chown "$4:$5" "$2"
+}
+printf '%s\n' "${pubkey}" >"${tmp}"
+put "${tmp}" "${home}/.ssh/authorized_keys" 0600 "${user}" "${group}"
+printf '%s ALL=(ALL) NOPASSWD:ALL\n' "${user}" >"${tmp}"
+visudo -cqf "${tmp}"
+put "${tmp}" "/etc/sudoers.d/${user}" 0440 root root
+visudo -cq
+EOF
+    die "setting up the operator account ${LAB_USER} in ${NAME} failed"
+}
+
+# The first line sshd sends on the published port ("SSH-2.0-..."); empty while
+# it does not answer (docker's proxy accepts and closes before sshd listens).
+ssh_banner() {
+  # shellcheck disable=SC2016 # $1, $2 and ${line} belong to the inner bash
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -t 3 line <&3 && printf "%s\n" "${line}"' \
+    _ "${BIND_ADDR}" "${SSH_PORT}" 2>/dev/null || true
+}
+
+wait_for_sshd() {
+  local deadline banner=""
+  deadline=$((SECONDS + BOOT_TIMEOUT))
+  while :; do
+    banner="$(ssh_banner)"
+    [[ "${banner}" == SSH-2.0-* ]] && return 0
+    if ((SECONDS >= deadline)); then
+      docker exec "${NAME}" systemctl status --no-pager ssh.service >&2 || true
+      die "sshd in ${NAME} did not answer on ${BIND_ADDR}:${SSH_PORT} within ${BOOT_TIMEOUT}s (see ssh.service above)"
+    fi
+    sleep 1
+  done
+}
+
+# Pin the container's host key: replace this address's line in known_hosts
+# (a recreated container has a new key; other labs' lines stay).
+write_known_hosts() {
+  local key host tmp
+  key="$(docker exec "${NAME}" cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)" ||
+    die "cannot read /etc/ssh/ssh_host_ed25519_key.pub in ${NAME}"
+  read -r -a key <<<"${key}"
+  [[ "${key[0]:-}" == ssh-ed25519 && "${key[1]:-}" =~ ^[A-Za-z0-9+/]+=*$ ]] ||
+    die "unexpected host key in ${NAME}: ${key[*]:0:2}"
+  if [[ "${SSH_PORT}" == 22 ]]; then
+    host=${BIND_ADDR}
+  else
+    host="[${BIND_ADDR}]:${SSH_PORT}"
+  fi
+  install -d -m 0700 "${SSH_DIR}"
+  tmp="$(mktemp "${SSH_DIR}/.known_hosts.XXXXXX")"
+  if [[ -f "${KNOWN_HOSTS}" ]]; then
+    awk -v h="${host}" '$1 != h' "${KNOWN_HOSTS}" >"${tmp}"
+  fi
+  printf '%s %s %s\n' "${host}" "${key[0]}" "${key[1]}" >>"${tmp}"
+  chmod 0600 "${tmp}"
+  mv "${tmp}" "${KNOWN_HOSTS}"
+}
+
 # --- commands ---------------------------------------------------------------
 
 cmd_up() {
   local start image_id cfg cstate cimage ccfg
   start="$(now_us)"
   build_run_args
+  LLMHOST_ROOT="${ROOT}" bash "${LLMHOST_SCRIPTS_DIR}/lab-init.sh"
   if [[ "${LLMHOST_LAB_SKIP_PREPARE:-0}" == 1 ]]; then
     require_engine
   else
@@ -263,11 +381,15 @@ cmd_up() {
   fi
 
   wait_for_systemd
-  log "lab host ${NAME} is up: systemd running, image ${IMAGE} [$(elapsed_since "${start}")]"
+  provision_operator
+  wait_for_sshd
+  write_known_hosts
+  log "lab host ${NAME} is up: systemd running, sshd answering, image ${IMAGE} [$(elapsed_since "${start}")]"
   local d
   for d in "${PUBLISH_DESC[@]}"; do
     log "  published ${d}"
   done
+  log "  ssh:   ssh -i ${SSH_KEY} -o UserKnownHostsFile=${KNOWN_HOSTS} -o IdentitiesOnly=yes -p ${SSH_PORT} ${LAB_USER}@${BIND_ADDR}"
   log "  shell: $(shell_hint)"
 }
 

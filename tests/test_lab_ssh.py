@@ -1,0 +1,197 @@
+"""The lab is reached like a rented host: scripts/lab-init.sh makes its key pair, vault
+password and vault once (modes, idempotence, reuse of older .cache/secrets, a clear
+refusal when vault and password disagree), and inventories/lab/hosts.yml connects over
+SSH on loopback as the non-root operator with become, pinning the host key.
+
+labhost.sh's part (publishing, account, known_hosts) is in test_scripts.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_INIT = ROOT / "scripts" / "lab-init.sh"
+VENV_BIN = Path(sys.executable).parent
+ANSIBLE_VAULT = VENV_BIN / "ansible-vault"
+
+KEY = ".cache/lab/ssh/id_ed25519"
+PASS = ".cache/vault/lab.pass"  # noqa: S105 (a path, not a password)
+VAULT = "inventories/lab/group_vars/all/vault.yml"
+
+
+def _init(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMHOST_")}
+    env.update(LLMHOST_ROOT=str(root), LLMHOST_ANSIBLE_VAULT=str(ANSIBLE_VAULT))
+    return subprocess.run(
+        ["bash", str(LAB_INIT)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def _view(root: Path) -> dict:
+    out = subprocess.run(
+        [str(ANSIBLE_VAULT), "view", "--vault-password-file", str(root / PASS), str(root / VAULT)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    return yaml.safe_load(out.stdout)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, _mode(p), p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_creates_key_pair_password_and_vault(tmp_path: Path) -> None:
+    result = _init(tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    assert _mode(tmp_path / ".cache/lab/ssh") == 0o700
+    assert _mode(tmp_path / KEY) == 0o600
+    pub = (tmp_path / f"{KEY}.pub").read_text()
+    assert pub.startswith("ssh-ed25519 ")
+    assert pub.rstrip().endswith(" llmhost-lab")
+    assert "PRIVATE KEY" in (tmp_path / KEY).read_text()
+
+    assert _mode(tmp_path / ".cache/vault") == 0o700
+    assert _mode(tmp_path / PASS) == 0o600
+    assert re.fullmatch(r"[A-Za-z0-9]{48}\n", (tmp_path / PASS).read_text())
+
+    assert (tmp_path / VAULT).read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    data = _view(tmp_path)
+    assert set(data) == {"vault_llmhost_vllm_api_key", "vault_gateway_keys"}
+    assert set(data["vault_gateway_keys"]) == {"lab_eval", "lab_load"}
+    keys = [data["vault_llmhost_vllm_api_key"], *data["vault_gateway_keys"].values()]
+    assert all(re.fullmatch(r"[A-Za-z0-9]{40}", k) for k in keys), "40 alphanumerics each"
+    assert len(set(keys)) == 3
+    # No plaintext (nor temp file) left anywhere.
+    for p in tmp_path.rglob("*"):
+        if p.is_file():
+            assert not any(k.encode() in p.read_bytes() for k in keys), p
+    assert sorted(p.name for p in (tmp_path / ".cache/vault").iterdir()) == ["lab.pass"]
+
+
+def test_second_run_changes_nothing(tmp_path: Path) -> None:
+    assert _init(tmp_path).returncode == 0
+    before = _snapshot(tmp_path)
+    result = _init(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "created" not in result.stderr
+    assert _snapshot(tmp_path) == before
+
+
+def test_reuses_the_keys_of_older_lab_runs(tmp_path: Path) -> None:
+    legacy = tmp_path / ".cache/secrets"
+    legacy.mkdir(parents=True)
+    old = {
+        "vllm_api_key": "A" * 20 + "1234567890abcdefghij",
+        "gateway_key_lab_eval": "0123456789" * 4,  # all digits: must stay a string
+        "gateway_key_lab_load": "Zz9" * 13 + "x",
+    }
+    for name, value in old.items():
+        (legacy / name).write_text(value + "\n")
+    assert _init(tmp_path).returncode == 0
+    data = _view(tmp_path)
+    assert data["vault_llmhost_vllm_api_key"] == old["vllm_api_key"]
+    assert data["vault_gateway_keys"] == {
+        "lab_eval": old["gateway_key_lab_eval"],
+        "lab_load": old["gateway_key_lab_load"],
+    }
+
+
+def test_keeps_existing_files(tmp_path: Path) -> None:
+    assert _init(tmp_path).returncode == 0
+    (tmp_path / f"{KEY}.pub").unlink()
+    key = (tmp_path / KEY).read_bytes()
+    result = _init(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / KEY).read_bytes() == key
+    assert (tmp_path / f"{KEY}.pub").read_text().startswith("ssh-ed25519 ")
+
+
+def test_refuses_a_vault_the_password_does_not_open(tmp_path: Path) -> None:
+    assert _init(tmp_path).returncode == 0
+    vault = (tmp_path / VAULT).read_bytes()
+    (tmp_path / PASS).write_text("not-the-password\n")
+    result = _init(tmp_path)
+    assert result.returncode != 0
+    assert "vault.yml cannot be decrypted with .cache/vault/lab.pass" in result.stderr
+    assert "delete both" in result.stderr
+    assert (tmp_path / VAULT).read_bytes() == vault
+    assert (tmp_path / PASS).read_text() == "not-the-password\n"
+
+
+def test_refuses_a_vault_without_its_password(tmp_path: Path) -> None:
+    assert _init(tmp_path).returncode == 0
+    (tmp_path / PASS).unlink()
+    result = _init(tmp_path)
+    assert result.returncode != 0
+    assert "lab.pass is missing" in result.stderr
+    assert not (tmp_path / PASS).exists()
+
+
+@pytest.fixture(scope="module")
+def lab_host() -> dict:
+    hosts = yaml.safe_load((ROOT / "inventories/lab/hosts.yml").read_text())
+    return hosts["all"]["children"]["llmhost"]["hosts"]["llmhost-lab"]
+
+
+def test_lab_inventory_connects_like_a_rented_host(lab_host: dict) -> None:
+    assert lab_host["ansible_connection"] == "ssh"
+    assert lab_host["ansible_host"] == "127.0.0.1"
+    assert lab_host["ansible_port"] == 2222  # labhost.sh's LLMHOST_LAB_SSH_PORT default
+    assert lab_host["ansible_user"] == "llmops"  # and LLMHOST_LAB_USER's
+    assert lab_host["ansible_become"] is True
+    assert lab_host["ansible_ssh_private_key_file"].endswith(f"/{KEY}")
+    args = lab_host["ansible_ssh_common_args"]
+    assert "-o StrictHostKeyChecking=yes" in args
+    assert "/.cache/lab/ssh/known_hosts" in args
+
+
+def test_lab_inventory_paths_resolve_beside_the_inventory(tmp_path: Path) -> None:
+    # inventory_dir is templated in connection variables: the key and known_hosts are
+    # the checkout's .cache/lab/ssh/ (here a copy of hosts.yml in a scratch checkout).
+    inv = tmp_path / "inventories" / "lab"
+    inv.mkdir(parents=True)
+    (inv / "hosts.yml").write_bytes((ROOT / "inventories/lab/hosts.yml").read_bytes())
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    out = subprocess.run(
+        [
+            str(VENV_BIN / "ansible"),
+            "-i",
+            str(inv / "hosts.yml"),
+            "llmhost-lab",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ansible_ssh_private_key_file }}|{{ ansible_ssh_common_args }}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    msg = json.loads(out.stdout.split("=>", 1)[1])["msg"]
+    assert msg == (
+        f"{tmp_path}/{KEY}|-o UserKnownHostsFile={tmp_path}/.cache/lab/ssh/known_hosts"
+        " -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+    )
