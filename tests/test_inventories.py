@@ -22,6 +22,7 @@ from ansible_collections.llmhost.core.plugins.filter.preflight import (  # noqa:
 
 INVENTORIES = ["lab", "gpu-local", "rented-gpu.example"]
 EXAMPLE_VAULT = ROOT / "inventories" / "rented-gpu.example" / "vault-pass.example"
+LAB_VAULT = ROOT / ".cache" / "vault" / "lab.pass"
 
 
 def _inventory(name: str) -> dict[str, Any]:
@@ -33,6 +34,8 @@ def _inventory(name: str) -> dict[str, Any]:
         "--vault-password-file",
         str(EXAMPLE_VAULT),
     ]
+    if LAB_VAULT.is_file():  # the lab's generated vault (scripts/lab-init.sh), when present
+        cmd += ["--vault-password-file", str(LAB_VAULT)]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
