@@ -4,6 +4,8 @@ matrix in the role's vars/platforms/, the plan on the real H100 captures (driver
 
 from __future__ import annotations
 
+import ast
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,20 @@ def platform(name: str) -> dict[str, Any]:
     return yaml.safe_load((PLATFORMS / f"{name}.yml").read_text())["_nvidia_driver_platform"]
 
 
+FALLBACK = re.compile(r"^\{\{ llmhost_\w+ \| default\((?P<value>.*)\) \}\}$")
+
+
+def _fallback(value: Any) -> Any:
+    """A default that falls back to the run-wide llmhost_* value: its fallback, as
+    Ansible resolves it when the inventory sets no llmhost_* value."""
+    match = FALLBACK.match(value) if isinstance(value, str) else None
+    return ast.literal_eval(match["value"]) if match else value
+
+
 def settings(**overrides: Any) -> dict[str, Any]:
     """The role's defaults without the prefix, as vars/main.yml builds them."""
     defaults = yaml.safe_load(DEFAULTS.read_text())
-    out = {k.removeprefix("nvidia_driver_"): v for k, v in defaults.items()}
+    out = {k.removeprefix("nvidia_driver_"): _fallback(v) for k, v in defaults.items()}
     out["platform_name"] = "Ubuntu-24.04"
     out["supported_platforms"] = sorted(p.stem for p in PLATFORMS.glob("*.yml"))
     out.update(route="rented_gpu")
