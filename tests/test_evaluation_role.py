@@ -144,7 +144,7 @@ REFUSALS = [
     ({"evaluation_api_key": "short"}, "sent: evaluation_api_key must be set"),
     (
         {"evaluation_base_url": "http://127.0.0.1:9/v1"},
-        "sent: evaluation_ca_file needs an https://",
+        "sent: evaluation_ca_file / evaluation_ca_host_file need an https://",
     ),
     ({"evaluation_evidence_dir": "relative/dir"}, "evaluation_evidence_dir must be an absolute"),
     (
