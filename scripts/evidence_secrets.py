@@ -2,11 +2,17 @@
 """Scan an evidence bundle (and any logs) for the run's secrets.
 
     python3 scripts/evidence_secrets.py evidence/lab/<run id> [--also /path/to/log ...]
+        [--inventory inventories/lab --vault-password-file .cache/vault/lab.pass]
 
 The secrets: every file under --secrets-dir (default .cache/secrets, the lab's 0600
 files), each --secret-file, each vault password file (--vault-password-file, or
-ANSIBLE_VAULT_PASSWORD_FILE) and the string values of each --vault-file it opens, and
-the environment variables named by --env (default HF_TOKEN, HUGGING_FACE_HUB_TOKEN).
+ANSIBLE_VAULT_PASSWORD_FILE) and the string values of each --vault-file it opens, the
+environment variables named by --env (default HF_TOKEN, HUGGING_FACE_HUB_TOKEN), and for
+each --inventory (read with `ansible-inventory --list`): every string value under a
+variable or field whose name contains key, token, password, passwd, secret or
+credential (tenants' `key` fields included; names ending in _file, _path or _dir name
+where a secret is kept and are skipped, as are Jinja expressions), every inline-vaulted
+value, and every value of the inventory's vault-encrypted files.
 Each is looked for in every file's bytes and name, as is, URL-encoded, JSON-escaped, in
 hex and in base64 (standard and URL-safe, at every alignment, so a secret inside a
 larger base64 blob is found too); private keys and Hugging Face tokens are found by
@@ -23,10 +29,13 @@ import json
 import mmap
 import os
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +46,10 @@ SHAPES = {
     "Hugging Face token": re.compile(rb"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])"),
 }
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_SECRET_NAME = re.compile(r"key|token|passw(or)?d|secret|credential", re.IGNORECASE)
+_PATH_NAME = re.compile(r"_(file|files|path|paths|dir)$", re.IGNORECASE)
+_VAULT_HEADER = b"$ANSIBLE_VAULT;"
+_INLINE_VAULT = "__ansible_vault"
 
 
 @dataclass(frozen=True)
@@ -126,20 +139,118 @@ def _leaves(value: object) -> Iterator[str]:
         yield str(value)
 
 
+def _vault(password_files: list[Path]) -> Any:
+    """An ansible VaultLib that opens what these password files open, as ansible does
+    (an executable file is a client script that prints the password; needs ansible-core)."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import VaultLib, get_file_vault_secret
+
+    loader = DataLoader()
+    secrets = []
+    for path in password_files:
+        secret = get_file_vault_secret(filename=str(path), loader=loader)
+        secret.load()
+        secrets.append(("default", secret))
+    return VaultLib(secrets)
+
+
 def secrets_from_vault(vault_files: list[Path], password_files: list[Path]) -> list[Secret]:
     """The string values of vault-encrypted YAML files (needs ansible-core)."""
     if not vault_files:
         return []
     import yaml
-    from ansible.parsing.vault import VaultLib, VaultSecret
 
-    passwords = [p.read_bytes().strip() for p in password_files]
-    vault = VaultLib([("default", VaultSecret(pw)) for pw in passwords])
+    vault = _vault(password_files)
     out: list[Secret] = []
     for path in vault_files:
         data = yaml.safe_load(vault.decrypt(path.read_bytes()))
         out += [Secret(f"vaulted value in {path.name}", v) for v in _leaves(data)]
     return out
+
+
+def secret_name(name: object) -> bool:
+    """Whether a variable or field name names a secret (vllm_api_key, hf_token, key, ...);
+    a name ending in _file, _path or _dir names where a secret is kept, not the secret."""
+    text = str(name)
+    return bool(_SECRET_NAME.search(text)) and not _PATH_NAME.search(text)
+
+
+def vaulted_files(folder: Path) -> list[Path]:
+    """The vault-encrypted files under an inventory folder (or the file itself)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder]
+    out = []
+    for path in files:
+        with contextlib.suppress(OSError), path.open("rb") as handle:
+            if handle.read(len(_VAULT_HEADER)) == _VAULT_HEADER:
+                out.append(path)
+    return out
+
+
+def secrets_from_inventory(
+    data: object, password_files: list[Path], where: str = "inventory"
+) -> list[Secret]:
+    """Secrets in `ansible-inventory --list` output: every string under a secret-named
+    key (recursively) and every inline-vaulted value, decrypted. Jinja expressions are
+    not values (a password lookup's file is scanned as a secret file instead)."""
+    out: list[Secret] = []
+    vault: Any = None
+
+    def visit(value: object, path: str, secret: bool) -> None:
+        nonlocal vault
+        if isinstance(value, dict) and set(value) == {_INLINE_VAULT}:
+            vault = vault or _vault(password_files)
+            plain = vault.decrypt(str(value[_INLINE_VAULT]).encode()).decode("utf-8")
+            out.append(Secret(f"{where} {path} (vaulted)", plain))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, f"{path}.{key}" if path else str(key), secret or secret_name(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, f"{path}[{index}]", secret)
+        elif secret and isinstance(value, str) and "{{" not in value and "{%" not in value:
+            out.append(Secret(f"{where} {path}", value))
+
+    hostvars = data.get("_meta", {}).get("hostvars", {}) if isinstance(data, dict) else {}
+    for host in sorted(hostvars):
+        visit(hostvars[host], "", False)
+    groups = data if isinstance(data, dict) else {}
+    for group, body in sorted(groups.items()):
+        if group != "_meta" and isinstance(body, dict) and "vars" in body:
+            visit(body["vars"], f"group {group}", False)
+    return out
+
+
+def inventory_secrets(
+    inventory: Path, password_files: list[Path], ansible_inventory: str | None = None
+) -> list[Secret]:
+    """The secrets of an inventory: its variables (`ansible-inventory --list`, run with
+    the vault password files) and the values of its vault-encrypted files. Raises
+    RuntimeError when the inventory cannot be read."""
+    binary = ansible_inventory or venv_tool("ansible-inventory")
+    command = [binary, "-i", str(inventory), "--list"]
+    for path in password_files:
+        command += ["--vault-password-file", str(path)]
+    done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        command, capture_output=True, text=True, check=False, timeout=300
+    )
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"ansible-inventory -i {inventory} failed: {detail[0]}")
+    from ansible.errors import AnsibleError
+
+    folder = inventory if inventory.is_dir() else inventory.parent
+    try:
+        data = json.loads(done.stdout)
+        secrets = secrets_from_inventory(data, password_files, f"inventory {inventory.name}:")
+        return secrets + secrets_from_vault(vaulted_files(folder), password_files)
+    except (AnsibleError, ValueError) as error:
+        raise RuntimeError(f"cannot read the secrets of {inventory}: {error}") from error
+
+
+def venv_tool(name: str) -> str:
+    """A tool of this Python's venv, else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else (shutil.which(name) or name)
 
 
 def usable(secrets: Iterable[Secret]) -> tuple[list[Secret], list[Secret]]:
@@ -151,7 +262,8 @@ def usable(secrets: Iterable[Secret]) -> tuple[list[Secret], list[Secret]]:
     ]
 
 
-def _files(paths: Iterable[Path]) -> Iterator[Path]:
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Every regular file under paths (symlinks are not followed)."""
     for path in paths:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
@@ -163,7 +275,7 @@ def scan(paths: Iterable[Path], secrets: list[Secret]) -> list[Finding]:
     """Every finding in the files (content and names) under paths."""
     needles = [(needle, form, s.label) for s in secrets for needle, form in forms(s.value).items()]
     findings: list[Finding] = []
-    for file in _files(paths):
+    for file in iter_files(paths):
         name = str(file).encode("utf-8")
         with _mapped(file) as data:
             for needle, form, label in needles:
@@ -203,23 +315,52 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--env", action="append", default=None, help=f"default {', '.join(DEFAULT_ENV)}"
     )
+    parser.add_argument(
+        "--inventory",
+        action="append",
+        type=Path,
+        default=[],
+        help="an inventory whose secret variables and vaulted values are looked for",
+    )
     return parser.parse_args(argv)
 
 
 def collect(args: argparse.Namespace) -> list[Secret]:
     """Every secret the arguments name."""
-    password_files = list(args.vault_password_file)
-    if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
-        password_files.append(Path(os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]))
-    # An executable password file is a client script: its text is not the password.
-    password_files = [p for p in password_files if not os.access(p, os.X_OK)]
-    secrets = secrets_from_files(
-        [args.secrets_dir] if args.secrets_dir.is_dir() else [], "secret file"
+    return gather(
+        secrets_dir=args.secrets_dir,
+        secret_files=args.secret_file,
+        password_files=args.vault_password_file,
+        vault_files=args.vault_file,
+        env=args.env if args.env is not None else DEFAULT_ENV,
+        inventories=args.inventory,
     )
-    secrets += secrets_from_files(args.secret_file, "secret file")
-    secrets += secrets_from_files(password_files, "vault password file")
-    secrets += secrets_from_vault(args.vault_file, password_files)
-    for name in args.env if args.env is not None else DEFAULT_ENV:
+
+
+def gather(
+    secrets_dir: Path | None = None,
+    secret_files: Iterable[Path] = (),
+    password_files: Iterable[Path] = (),
+    vault_files: Iterable[Path] = (),
+    env: Iterable[str] = DEFAULT_ENV,
+    inventories: Iterable[Path] = (),
+) -> list[Secret]:
+    """Every secret of these sources (see the module's help); ANSIBLE_VAULT_PASSWORD_FILE
+    counts as a password file. An executable password file is a vault client script: its
+    text is not the password, and it is not passed to the vault."""
+    passwords = list(password_files)
+    if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"):
+        passwords.append(Path(os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]))
+    readable = [p for p in passwords if not os.access(p, os.X_OK)]
+    secrets = secrets_from_files(
+        [secrets_dir] if secrets_dir and secrets_dir.is_dir() else [], "secret file"
+    )
+    secrets += secrets_from_files(secret_files, "secret file")
+    secrets += secrets_from_files(readable, "vault password file")
+    secrets += secrets_from_vault(list(vault_files), passwords)
+    for inventory in inventories:
+        secrets += inventory_secrets(inventory, passwords)
+    for name in env:
         secrets.append(Secret(f"${name}", os.environ.get(name, "")))
     return secrets
 
@@ -231,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     if absent:
         print(f"error: not found: {', '.join(map(str, absent))}", file=sys.stderr)
         return 2
-    secrets, short = usable(collect(args))
+    try:
+        secrets, short = usable(collect(args))
+    except (RuntimeError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for secret in short:
         print(
             f"warning: {secret.label} is shorter than {MIN_LENGTH} characters; not scanned",
@@ -243,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     findings = scan(targets, secrets)
     for f in findings:
         print(f"LEAK: {f.path}: {f.label} ({f.form})")
-    checked = sum(1 for _ in _files(targets))
+    checked = sum(1 for _ in iter_files(targets))
     verdict = f"{len(findings)} findings" if findings else "clean"
     print(f"{verdict}: {checked} files scanned for {len(secrets)} secrets")
     return 1 if findings else 0
