@@ -52,8 +52,23 @@ lab-status: ## Show the lab host
 	@bash scripts/labhost.sh status
 
 .PHONY: lab
-lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bundle
-	@ANSIBLE_VAULT_PASSWORD_FILE=$(ROOT)/.cache/vault/lab.pass bash scripts/run-lab.sh
+lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bundle (ARGS=)
+	@$(BIN)/python scripts/llmhost.py lab -i inventories/lab $(ARGS)
+
+# --- any inventory: one run = one run id = one evidence bundle (scripts/llmhost.py) ---
+# The vault password file: LLMHOST_VAULT_PASSWORD_FILE, else .cache/vault/<inventory>.pass.
+RUN_ACTIONS := deploy eval teardown train rollback
+.PHONY: $(RUN_ACTIONS) status
+deploy: venv ## Provision, serve, evaluate, seal (INVENTORY=inventories/<x>, ARGS=--check ...)
+eval: venv ## Evaluate through the gateway, seal the bundle (INVENTORY=, ARGS=)
+teardown: venv ## Drain, stop, shutdown proof, seal the bundle (INVENTORY=, ARGS=)
+train: venv ## Train the mini GPT-2, seal the bundle (INVENTORY=, ARGS=)
+rollback: venv ## Put the previous vLLM release back in service, seal (INVENTORY=, ARGS=)
+$(RUN_ACTIONS):
+	@$(BIN)/python scripts/llmhost.py $@ -i $(INVENTORY) $(ARGS)
+
+status: venv ## Read-only: units, release, model, tenants, cost, hard stop, last run (ARGS=--json)
+	@$(BIN)/python scripts/llmhost.py status -i $(INVENTORY) $(ARGS)
 
 .PHONY: verify-evidence
 verify-evidence: ## Check a bundle against its MANIFEST.sha256 (RUN=evidence/<inventory>/<run id>)
