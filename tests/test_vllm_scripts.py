@@ -230,3 +230,12 @@ def test_wait_stops_early_when_the_unit_failed() -> None:
 def test_wait_times_out() -> None:
     clock = _Clock()
     assert wait_mod.wait("u", "vllm", 30, lambda _: False, lambda _: False, clock.sleep, clock) == 4
+
+
+def test_smoke_reads_the_key_from_the_env_file(tmp_path: Path) -> None:
+    """The key comes from the 0600 env file, never from a become'd environment."""
+    env_file = tmp_path / "vllm.env"
+    env_file.write_text("VLLM_API_KEY=from-the-file-0123456789\n", encoding="utf-8")
+    assert smoke.api_key({"VLLM_API_KEY_FILE": str(env_file)}) == "from-the-file-0123456789"
+    assert smoke.api_key({"VLLM_API_KEY": "plain"}) == "plain"
+    assert smoke.api_key({}) == ""

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Smoke test of a vLLM server, run on its host against 127.0.0.1.
 
-Usage: llmhost_vllm_smoke.py URL MODEL PROMPT OUT.json  (API key in VLLM_API_KEY)
+Usage: llmhost_vllm_smoke.py URL MODEL PROMPT OUT.json  (API key: the VLLM_API_KEY= line of the
+0600 env file named by VLLM_API_KEY_FILE, so the key is never in a command line or a
+become'd environment; VLLM_API_KEY itself is still read when no file is named)
 Writes health, models, one completion and one streamed chat, each with its request,
 response, status code and latency, plus the unauthorised check. The key is never written.
 Exit 0 when every check passed, 1 otherwise (the JSON says which failed).
@@ -15,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +147,23 @@ def checks(r: dict[str, Any], model: str) -> dict[str, bool]:
     }
 
 
+def api_key(env: Mapping[str, str]) -> str:
+    """The key from the env file named by VLLM_API_KEY_FILE, else VLLM_API_KEY."""
+    path = env.get("VLLM_API_KEY_FILE", "")
+    if not path:
+        return env.get("VLLM_API_KEY", "")
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("VLLM_API_KEY="):
+            return line.split("=", 1)[1].strip()
+    return ""
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 4:
         print(__doc__, file=sys.stderr)
         return 2
     base, model, prompt, out = argv
-    result = run(base.rstrip("/"), model, prompt, os.environ.get("VLLM_API_KEY", ""))
+    result = run(base.rstrip("/"), model, prompt, api_key(os.environ))
     Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({"passed": result["passed"], "checks": result["checks"]}))
     return 0 if result["passed"] else 1
