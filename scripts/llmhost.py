@@ -787,7 +787,7 @@ def render_status(report: dict[str, Any]) -> str:
     out = [f"inventory {report['inventory']} ({report['inventory_path']}), {report['checked_at']}"]
     last = report.get("last_run")
     if last:
-        state = f"{last['status'] or 'no status'}, rc {last['rc']}" if last["status"] else "no rc"
+        state = f"{last['status']}, rc {last['rc']}" if last["status"] else "no runner status"
         sealed = "sealed" if last["sealed"] else "NOT sealed"
         out.append(f"last run   {last['run_id']}  {last['bundle']}  ({state}, {sealed})")
     else:
