@@ -25,19 +25,15 @@
 #                           of LLMHOST_ROOT, then of this repository, then PATH)
 set -euo pipefail
 
-_root_from_env=${LLMHOST_ROOT:-}
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-readonly REPO_ROOT=${LLMHOST_ROOT}
-if [[ -n "${_root_from_env}" ]]; then
-  LLMHOST_ROOT="$(cd "${_root_from_env}" && pwd -P)" || die "LLMHOST_ROOT=${_root_from_env} is not a folder"
-fi
+readonly REPO_ROOT=${LLMHOST_REPO_ROOT}
 readonly ROOT=${LLMHOST_ROOT}
 
-readonly SSH_DIR="${ROOT}/.cache/lab/ssh"
-readonly SSH_KEY="${SSH_DIR}/id_ed25519"
-readonly VAULT_PASS_DIR="${ROOT}/.cache/vault"
-readonly VAULT_PASS="${VAULT_PASS_DIR}/lab.pass"
+readonly SSH_DIR=${LAB_SSH_DIR}
+readonly SSH_KEY=${LAB_SSH_KEY}
+readonly VAULT_PASS=${LAB_VAULT_PASS}
+readonly VAULT_PASS_DIR=${VAULT_PASS%/*}
 readonly VAULT_FILE="${ROOT}/inventories/lab/group_vars/all/vault.yml"
 readonly LEGACY_SECRETS="${ROOT}/.cache/secrets"
 

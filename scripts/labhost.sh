@@ -48,12 +48,8 @@
 # container's bridge address.
 set -euo pipefail
 
-_root_from_env=${LLMHOST_ROOT:-}
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-if [[ -n "${_root_from_env}" ]]; then
-  LLMHOST_ROOT="$(cd "${_root_from_env}" && pwd -P)" || die "LLMHOST_ROOT=${_root_from_env} is not a folder"
-fi
 readonly ROOT=${LLMHOST_ROOT}
 
 readonly NAME="${LLMHOST_LAB_NAME:-llmhost-lab}"
@@ -69,8 +65,8 @@ readonly SHM_SIZE="${LLMHOST_LAB_SHM_SIZE:-2g}"
 readonly BIND_ADDR=127.0.0.1
 readonly LAB_LABEL=llmhost.lab
 readonly RUNCONFIG_LABEL=llmhost.runconfig
-readonly SSH_DIR="${ROOT}/.cache/lab/ssh"
-readonly SSH_KEY="${SSH_DIR}/id_ed25519"
+readonly SSH_DIR=${LAB_SSH_DIR}
+readonly SSH_KEY=${LAB_SSH_KEY}
 readonly KNOWN_HOSTS="${SSH_DIR}/known_hosts"
 
 usage() {

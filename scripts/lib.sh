@@ -4,7 +4,8 @@
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
-# Provides: log/warn/die, repo root detection (LLMHOST_ROOT), root checks,
+# Provides: log/warn/die, repo root detection (LLMHOST_REPO_ROOT, LLMHOST_ROOT),
+# the lab's state paths (LAB_SSH_DIR, LAB_SSH_KEY, LAB_VAULT_PASS), root checks,
 # apt installation of missing packages, a docker readiness probe and a
 # sub-second timer.
 
@@ -16,8 +17,27 @@ LLMHOST_LIB_LOADED=1
 # The scripts live in <repo>/scripts; everything else is found from there, so
 # they work from any working directory.
 LLMHOST_SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-LLMHOST_ROOT="$(cd "${LLMHOST_SCRIPTS_DIR}/.." && pwd -P)"
-export LLMHOST_SCRIPTS_DIR LLMHOST_ROOT
+LLMHOST_REPO_ROOT="$(cd "${LLMHOST_SCRIPTS_DIR}/.." && pwd -P)"
+# Where the lab's state lives (.cache/lab, .cache/vault, the lab's vault file):
+# LLMHOST_ROOT when the caller sets it (the tests use a temporary folder), else
+# this repository.
+if [[ -n "${LLMHOST_ROOT:-}" ]]; then
+  if ! LLMHOST_ROOT="$(cd "${LLMHOST_ROOT}" 2>/dev/null && pwd -P)"; then
+    printf '[llmhost] ERROR: LLMHOST_ROOT is not a folder\n' >&2
+    exit 1
+  fi
+else
+  LLMHOST_ROOT=${LLMHOST_REPO_ROOT}
+fi
+export LLMHOST_SCRIPTS_DIR LLMHOST_REPO_ROOT LLMHOST_ROOT
+# The lab host's SSH key pair and host key pinning, and its vault password (used by
+# labhost.sh and lab-init.sh, which source this file).
+# shellcheck disable=SC2034
+LAB_SSH_DIR="${LLMHOST_ROOT}/.cache/lab/ssh"
+# shellcheck disable=SC2034
+LAB_SSH_KEY="${LAB_SSH_DIR}/id_ed25519"
+# shellcheck disable=SC2034
+LAB_VAULT_PASS="${LLMHOST_ROOT}/.cache/vault/lab.pass"
 
 # --- messages ---------------------------------------------------------------
 # Progress and errors go to stderr so that stdout stays usable for data.
