@@ -100,7 +100,7 @@ EXAMPLES = r"""
     runner: "{{ role_path }}/files/llmhost_load_locust.py"
     base_url: https://127.0.0.1:8443/v1
     api_key: "{{ tenant_key }}"
-    ca_file: "{{ gateway_ca_file }}"
+    ca_file: "{{ evidence_dir }}/gateway_certificate.pem"
     model: mini-gpt2-lab
     concurrency: 8
     requests: 64

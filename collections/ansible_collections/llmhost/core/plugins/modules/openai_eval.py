@@ -97,7 +97,7 @@ EXAMPLES = r"""
   llmhost.core.openai_eval:
     base_url: https://127.0.0.1:8443/v1
     api_key: "{{ tenant_key }}"
-    ca_file: "{{ gateway_ca_file }}"
+    ca_file: "{{ evidence_dir }}/gateway_certificate.pem"
     cases_file: "{{ inventory_dir }}/eval/cases.csv"
     system_prompt_file: "{{ inventory_dir }}/eval/system_prompt.txt"
     out_dir: "{{ llmhost_evidence_dir }}"
