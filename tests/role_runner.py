@@ -45,6 +45,8 @@ def run_role(
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
         ANSIBLE_FACT_CACHING="memory",
+        # Roles record host facts (llmhost.core.host_fact): not in this machine's /etc.
+        LLMHOST_FACTS_DIR=str(tmp_path / "facts.d"),
     )
     cmd = [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"]
     if tags:

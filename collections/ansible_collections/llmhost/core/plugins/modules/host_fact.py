@@ -33,7 +33,10 @@ options:
     type: dict
     required: true
   dir:
-    description: The local facts folder.
+    description:
+      - The local facts folder. When not given, the environment variable
+        C(LLMHOST_FACTS_DIR) of the module's process, else C(/etc/ansible/facts.d) (the
+        tests that converge a role on the control node point it at a temporary folder).
     type: path
     default: /etc/ansible/facts.d
 attributes:
@@ -70,7 +73,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -111,7 +114,11 @@ def main() -> None:
         argument_spec={
             "name": {"type": "str", "required": True},
             "data": {"type": "dict", "required": True},
-            "dir": {"type": "path", "default": "/etc/ansible/facts.d"},
+            "dir": {
+                "type": "path",
+                "default": "/etc/ansible/facts.d",
+                "fallback": (env_fallback, ["LLMHOST_FACTS_DIR"]),
+            },
         },
         supports_check_mode=True,
     )
