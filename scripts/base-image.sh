@@ -26,7 +26,8 @@
 #
 # Inside the image: units that cannot work in a container (and the apt-daily
 # timers) are masked, /etc/machine-id is empty (a fresh id per container),
-# sshd runs as on a rented host (keys only, no root login) without baked host
+# sshd as on a rented host (keys only, no root login; started by labhost.sh up, not at
+# boot, so Molecule's test hosts of the same image listen on nothing) without baked host
 # keys: ssh.service makes them on its first start, so every container has its
 # own (scripts/labhost.sh pins them in the lab's known_hosts),
 # docs/man pages/translations are left out (dpkg path-exclude, as in the
@@ -63,7 +64,7 @@ readonly MASKED_UNITS=(
 )
 
 usage() {
-  sed -n '2,37s/^# \{0,1\}//p' "${SELF}"
+  sed -n '2,38s/^# \{0,1\}//p' "${SELF}"
 }
 
 # --- arguments --------------------------------------------------------------
@@ -290,6 +291,10 @@ customize_rootfs() {
   # would be shared by every container of this image: drop them; ssh.service
   # generates missing ones before Debian's config check (sshd -t needs them).
   rm -f "${rootfs}"/etc/ssh/ssh_host_*
+  # Installed, not started at boot: the same image is every Molecule test host, whose
+  # checks want nothing but the role under test listening. labhost.sh up enables it on
+  # the lab host (as a provider's image does).
+  rm -f "${rootfs}/etc/systemd/system/multi-user.target.wants/ssh.service"
   mkdir -p "${rootfs}/etc/systemd/system/ssh.service.d" "${rootfs}/etc/ssh/sshd_config.d"
   cat >"${rootfs}/etc/systemd/system/ssh.service.d/llmhost-host-keys.conf" <<'EOF'
 # llmhost lab image: no baked host keys; each container makes its own on first start.

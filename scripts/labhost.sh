@@ -273,6 +273,8 @@ printf '%s ALL=(ALL) NOPASSWD:ALL\n' "${user}" >"${tmp}"
 visudo -cqf "${tmp}"
 put "${tmp}" "/etc/sudoers.d/${user}" 0440 root root
 visudo -cq
+# The image installs sshd without starting it at boot (Molecule's test hosts use it too).
+systemctl enable --now ssh.service
 EOF
     die "setting up the operator account ${LAB_USER} in ${NAME} failed"
 }
