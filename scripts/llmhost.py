@@ -854,8 +854,9 @@ def run_status(opts: Options) -> int:
     private.mkdir(parents=True, mode=0o700)
     env = {
         "LLMHOST_ROOT": str(root),
-        "LLMHOST_RUN_ID": "",  # not a run: the evidence_ledger callback stays inert
-        "LLMHOST_EVIDENCE_DIR": "",
+        # Not a run: no run ledger (an empty LLMHOST_EVIDENCE_DIR is a 'path' option,
+        # which Ansible resolves to the working folder, where a ledger then appeared).
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),

@@ -332,6 +332,7 @@ def test_status_json_shape(
     capsys.readouterr()
     assert llmhost.main(["status", "-i", "inventories/tiny", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert not (repo / "run_ledger.json").exists(), "status is not a run: no ledger anywhere"
     assert report["schema"] == "llmhost.status/v1" and report["inventory"] == "tiny"
     assert report["last_run"] == {
         "run_id": bundle.name,
