@@ -43,7 +43,6 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "preflight_serving": {"max_model_len": 256, "max_num_seqs": 4},
         "preflight_gpu_plan": {},
         "preflight_run_id": "pytest",
-        "preflight_host_evidence_root": str(tmp_path / "host"),
         "preflight_evidence_dir": str(tmp_path / "bundle"),
         "preflight_models_root": str(tmp_path / "models"),
     }
@@ -80,7 +79,7 @@ def test_bad_plan_refused_before_any_change(
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert variable in out, out
-    assert not (tmp_path / "host").exists(), "the host was touched before the refusal"
+    assert not (tmp_path / "bundle").exists(), "a report was written before the refusal"
 
 
 @pytest.mark.slow
@@ -99,7 +98,7 @@ def test_model_that_cannot_fit_is_refused_with_numbers(tmp_path: Path) -> None:
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "does not fit" in out and "GiB" in out, out
-    assert not (tmp_path / "host").exists()
+    assert not (tmp_path / "bundle").exists()
 
 
 @pytest.mark.slow
@@ -115,7 +114,11 @@ def test_good_cpu_plan_writes_and_fetches_reports(tmp_path: Path) -> None:
     assert decision["fits"] is True
     for name in ("compute_route.md", "gpu_plan.md", "model_decision.md", "environment_report.txt"):
         assert (bundle / name).stat().st_size > 50
-    # A second run for the same run id changes nothing (evidence is never overwritten).
+    # preflight changes nothing on the host; the reports go straight into the bundle.
+    assert "changed=0" in result.stdout, result.stdout
+    # A second run for the same run id keeps the reports it finds (never overwritten).
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
     again = _run(tmp_path)
     assert again.returncode == 0
     assert "changed=0" in again.stdout, again.stdout
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before

@@ -85,7 +85,9 @@ def test_plays_set_no_role_variable() -> None:
     assert not bad, bad
 
 
-HANDOVER = re.compile(r"ansible_local\.|\b(?:vllm|model_store)_(?:host|port|root)\b")
+HANDOVER = re.compile(
+    r"ansible_local\.|\bpreflight_compute\b|\b(?:vllm|model_store)_(?:host|port|root)\b"
+)
 
 
 def test_role_call_vars_are_one_line_handovers() -> None:

@@ -181,6 +181,16 @@ def test_smoke_passes_and_never_writes_the_key(server: str, tmp_path: Path, monk
     assert result["unauthorised"]["status"] == 401
 
 
+def test_smoke_prints_the_whole_result_for_dash(server: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", _Fake.key)
+    assert smoke.main([server, "tiny", "The quick brown fox", "-"]) == 0
+    text = capsys.readouterr().out
+    assert _Fake.key not in text
+    result = json.loads(text)
+    assert result["passed"] is True
+    assert result["unauthorised"]["status"] == 401
+
+
 def test_smoke_fails_when_the_engine_is_broken(server: str, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "api_smoke_test.json"
     monkeypatch.setenv("VLLM_API_KEY", _Fake.key)

@@ -5,7 +5,8 @@ Usage: llmhost_vllm_smoke.py URL MODEL PROMPT OUT.json  (API key: the VLLM_API_K
 0600 env file named by VLLM_API_KEY_FILE, so the key is never in a command line or a
 become'd environment; VLLM_API_KEY itself is still read when no file is named)
 Writes health, models, one completion and one streamed chat, each with its request,
-response, status code and latency, plus the unauthorised check. The key is never written.
+response, status code and latency, plus the unauthorised check; OUT.json '-' prints that
+JSON on stdout instead (the role writes it into the bundle). The key is never written.
 Exit 0 when every check passed, 1 otherwise (the JSON says which failed).
 """
 
@@ -164,8 +165,11 @@ def main(argv: list[str]) -> int:
         return 2
     base, model, prompt, out = argv
     result = run(base.rstrip("/"), model, prompt, api_key(os.environ))
-    Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({"passed": result["passed"], "checks": result["checks"]}))
+    if out == "-":
+        print(json.dumps(result, indent=2))
+    else:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps({"passed": result["passed"], "checks": result["checks"]}))
     return 0 if result["passed"] else 1
 
 
