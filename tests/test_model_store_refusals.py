@@ -12,6 +12,7 @@ import grp
 import hashlib
 import json
 import os
+import posixpath
 import subprocess
 import sys
 import threading
@@ -119,6 +120,61 @@ BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("bad-file-mode", {"model_store_file_mode": "rw-r-----"}, "model_store_file_mode"),
     ("bad-group", {"model_store_group": "Bad Group"}, "model_store_group"),
 ]
+
+
+# Folders the role would create, chown and chmod: system directories are refused. Run
+# with the validate tag only, so even a missing refusal could not touch this machine.
+SYSTEM_FOLDERS = [
+    ("model_store_root", "/etc"),
+    ("model_store_root", "/"),
+    ("model_store_root", "/var/lib"),
+    ("model_store_root", "/srv"),
+    ("model_store_root", "/usr/local"),
+    ("model_store_root", "/srv/llmhost/../../etc"),
+    ("model_store_root", "/proc/models"),
+    ("model_store_hub_tools_root", "/opt"),
+    ("model_store_hub_tools_root", "/usr"),
+    ("model_store_hub_tools_root", "relative/tools"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("variable", "folder"), SYSTEM_FOLDERS, ids=[f"{v}={p}" for v, p in SYSTEM_FOLDERS]
+)
+def test_system_folder_refused_and_left_as_it_was(
+    tmp_path: Path, variable: str, folder: str
+) -> None:
+    _model(tmp_path / "src")
+    probe = Path(posixpath.normpath(folder)) if folder.startswith("/") else None
+    before = (
+        (probe.stat().st_mode, probe.stat().st_uid, probe.stat().st_gid)
+        if probe and probe.exists()
+        else None
+    )
+    result = run_role(
+        tmp_path,
+        "model_store",
+        {
+            "model_store_root": str(tmp_path / "store" / "models"),
+            "model_store_name": "tiny-test",
+            "model_store_source": "local",
+            "model_store_local_dir": str(tmp_path / "src"),
+            "model_store_group": GROUP,
+            "model_store_hub_tools_root": str(tmp_path / "tools"),
+            "model_store_evidence_dir": str(tmp_path / "bundle"),
+            variable: folder,
+        },
+        gather_facts=False,
+        tags="model_store_validate",
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert f"{variable} '{folder}'" in out or f"{variable} must be an absolute path" in out, out
+    assert "Fix: a folder of its own" in out, out
+    if before is not None:
+        assert (probe.stat().st_mode, probe.stat().st_uid, probe.stat().st_gid) == before
+    assert not _group_exists(GROUP), "the group was created before the refusal"
 
 
 @pytest.mark.slow

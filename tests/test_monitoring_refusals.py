@@ -52,11 +52,31 @@ CASES = [
     ({"monitoring_models_disk_max_pct": 100}, "monitoring_models_disk_max_pct", "a percentage"),
     ({"monitoring_hard_stop_time": "2030-01-01 18:00"}, "monitoring_hard_stop_time", "ISO 8601"),
     ({"monitoring_run_id": "../x"}, "monitoring_run_id", "a safe folder name"),
+    # The folders the role owns (preflight-tagged run: a missing refusal could not touch them).
+    *(
+        (
+            {variable: folder},
+            "monitoring_tsdb_dir / monitoring_textfile_dir",
+            f"{variable} '{folder}'",
+        )
+        for variable, folder in [
+            ("monitoring_tsdb_dir", "/var/lib"),
+            ("monitoring_tsdb_dir", "/etc"),
+            ("monitoring_tsdb_dir", "/var/lib/prometheus"),
+            ("monitoring_textfile_dir", "/usr/local"),
+            ("monitoring_textfile_dir", "/var/lib/../../etc"),
+            ("monitoring_textfile_dir", "/sys/fs/node"),
+        ]
+    ),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("overrides", "check", "words"), CASES, ids=[c[1] for c in CASES])
+@pytest.mark.parametrize(
+    ("overrides", "check", "words"),
+    CASES,
+    ids=[f"{c[1]}={next(iter(c[0].values()))}" for c in CASES],
+)
 def test_bad_input_refused_before_any_change(
     tmp_path: Path, overrides: dict[str, Any], check: str, words: str
 ) -> None:

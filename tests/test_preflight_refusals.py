@@ -67,6 +67,21 @@ BAD_CASES = [
         },
         "preflight_gpu_plan.hard_stop_time",
     ),
+    # Two services of the host on one port, whichever roles they belong to.
+    (
+        {"vllm_port": 443, "gateway_listen_port": 443},
+        "gateway_listen_port and vllm_port are all 443",
+    ),
+    (
+        {"vllm_port": 9090, "monitoring_prometheus_port": 9090},
+        "monitoring_prometheus_port and vllm_port",
+    ),
+    ({"gateway_status_port": 22}, "ansible_port (SSH) and gateway_status_port are all 22"),
+    (
+        {"gateway_http": "redirect", "vllm_port": 80},
+        "gateway_http (port 80) and vllm_port are all 80",
+    ),
+    ({"vllm_port": 70000}, "vllm_port must be a port number 1-65535"),
 ]
 
 

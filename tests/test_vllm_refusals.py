@@ -38,6 +38,18 @@ CASES = [
     ({"vllm_requirements_file": "/nonexistent/lock.txt"}, "vllm_requirements_file"),
     ({"vllm_device": "cuda"}, "vllm_device is cuda but no GPU answers"),
     ({"vllm_port": 70000}, "vllm_port"),
+    ({"vllm_host": "0.0.0.0"}, "vllm_host '0.0.0.0' would expose vLLM"),  # noqa: S104 (refused)
+    ({"vllm_host": "10.0.0.5"}, "vllm_host '10.0.0.5' would expose vLLM"),
+    ({"vllm_root": "/opt"}, "vllm_root '/opt' is a system directory"),
+    ({"vllm_config_dir": "/etc"}, "vllm_config_dir '/etc' is a system directory"),
+    ({"vllm_cache_dir": "/var/cache"}, "vllm_cache_dir '/var/cache' is a system directory"),
+    ({"vllm_cache_dir": "cache"}, "vllm_cache_dir must be an absolute path"),
+    (
+        {"vllm_root": "/opt/llmhost/../../usr"},
+        "vllm_root '/opt/llmhost/../../usr' is not a normalised",
+    ),
+    ({"vllm_memory_max": "lots"}, "vllm_memory_max must be empty"),
+    ({"vllm_oom_score_adjust": 5000}, "vllm_oom_score_adjust"),
 ]
 
 

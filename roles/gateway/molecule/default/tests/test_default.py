@@ -177,6 +177,61 @@ def test_everything_else_is_404(host, path: str) -> None:
     assert json.loads(body)["error"]["code"] == "not_found"
 
 
+ALLOWED = {"/v1/chat/completions", "/v1/completions", "/v1/models"}
+# Raw request targets, sent as they are (curl --request-target): dot segments, encoded
+# dot segments and slashes, double slashes, prefixes of vLLM's mounted apps.
+RAW_TARGETS = [
+    "/metrics/%2e%2e/v1/models",
+    "/metrics/../v1/models",
+    "/v1/models/../../metrics",
+    "/v1/../metrics",
+    "/v1/%2e%2e/metrics",
+    "//v1/models",
+    "/v1//models",
+    "/./v1/models",
+    "/v1/models/.",
+    "/v1/models%2f..%2f..%2fmetrics",
+    "/v1/models%2F..%2F..%2Fmetrics",
+    "/%76%31/models",
+    "/v1/models?x=/../metrics",
+    "/metrics?/v1/models",
+    "/metrics/",
+    "/docs/v1/models",
+    "/v1/models/",
+    "/v1/models;/../../metrics",
+    "/v1/models%00",
+    "/v1/models#/../metrics",
+]
+
+
+@pytest.mark.parametrize("target", RAW_TARGETS)
+def test_raw_paths_reach_nothing_but_the_allowlist(host, target: str) -> None:
+    """Whatever the request line says, vLLM receives an allowlisted path or nothing."""
+    rid = f"raw-{int(time.time() * 1000)}-{abs(hash(target)) % 10**6}"
+    cmd = [
+        "curl", "-sS", "--path-as-is", "--cacert", CA, "-o", "/root/raw.out", "-w", "%{http_code}",
+        "--max-time", "30", "-H", f"Authorization: Bearer {KEYS['alice']}",
+        "-H", f"X-Request-Id: {rid}", "--request-target", target, f"{BASE}/",
+    ]  # fmt: skip
+    status = int(host.check_output(shlex.join(cmd)))
+    body = host.file("/root/raw.out").content_string
+    seen = [
+        line.split('"')[1].split(" ")[1]
+        for line in host.check_output(
+            "journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat"
+        ).splitlines()
+        if f"request_id={rid} " in line and '"' in line
+    ]
+    assert all(path in ALLOWED for path in seen), f"{target} reached {seen} upstream"
+    if seen:  # normalised onto an allowed endpoint: the backend's own answer
+        assert status == 200, (target, status, body)
+        assert json.loads(body)["data"][0]["id"] == "test-model"
+    else:  # refused by the gateway itself, in its own JSON error shape
+        assert status in (400, 404), (target, status, body)
+        if status == 404:
+            assert json.loads(body)["error"]["code"] == "not_found"
+
+
 def test_wrong_method_is_405(host) -> None:
     status, hdrs, body = curl(host, "/v1/chat/completions", key=KEYS["alice"], method="GET")
     assert status == 405 and hdrs["allow"] == "POST"

@@ -43,7 +43,7 @@ def test_service_runs_as_its_user(host) -> None:
         "ProtectHome=yes",
         "PrivateTmp=yes",
         "Type=exec",
-        "Restart=on-failure",
+        "Restart=always",
     ):
         assert expected in props, props
     assert "ReadWritePaths=/var/cache/llmhost-vllm" in props
@@ -130,6 +130,50 @@ def test_evidence_was_fetched() -> None:
     first_run = (bundle / "first_run.md").read_text(encoding="utf-8")
     assert "llmhost_vllm_launcher.py serve" in first_run
     assert KEY not in first_run
+
+
+def _wait_serving(host, old_pid: str, seconds: float) -> tuple[str, float]:
+    """Wait until vLLM runs under a new main PID and answers /v1/models; (pid, seconds)."""
+    started = time.monotonic()
+    new_pid = old_pid
+    while time.monotonic() - started < seconds:
+        new_pid = host.check_output("systemctl show vllm -p MainPID --value")
+        if new_pid not in ("0", old_pid) and curl(host, "/v1/models")[0] == 200:
+            return new_pid, time.monotonic() - started
+        time.sleep(2)
+    return new_pid, time.monotonic() - started
+
+
+def test_unit_heals_and_bounds_memory(host) -> None:
+    unit = host.check_output("systemctl cat vllm")
+    assert "Restart=always" in unit
+    assert "OOMScoreAdjust=500" in unit
+    assert "MemoryMax=90%" in unit
+    assert host.check_output("systemctl show vllm -p OOMScoreAdjust --value") == "500"
+
+
+def test_engine_core_killed_is_healed(host) -> None:
+    """vLLM's API server exits 0 when its engine core dies: Restart=always brings it back."""
+    pid = host.check_output("systemctl show vllm -p MainPID --value")
+    restarts = int(host.check_output("systemctl show vllm -p NRestarts --value"))
+    children = host.check_output(f"ps -o pid=,comm= --ppid {pid}").splitlines()
+    engine = [line.split()[0] for line in children if "EngineCor" in line]  # VLLM::EngineCore
+    assert engine, f"no engine core among the children of {pid}: {children}"
+    host.run(f"kill -9 {engine[0]}")
+    new_pid, took = _wait_serving(host, pid, 240)
+    assert new_pid not in ("0", pid), "vLLM was not restarted after its engine core died"
+    assert int(host.check_output("systemctl show vllm -p NRestarts --value")) == restarts + 1
+    print(f"engine core kill: serving again after {took:.0f} s")
+
+
+def test_operator_stop_stays_stopped(host) -> None:
+    """An operator's stop is not healed: neither systemd nor the liveness timer starts it."""
+    host.run_expect([0], "systemctl stop vllm")
+    time.sleep(25)  # longer than RestartSec and the lab's liveness interval (10 s)
+    assert host.run("systemctl is-active vllm").stdout.strip() == "inactive"
+    host.run_expect([0], "systemctl start vllm")
+    new_pid, _ = _wait_serving(host, "0", 240)
+    assert new_pid != "0" and curl(host, "/v1/models")[0] == 200
 
 
 # Last on purpose: it restarts the service.
