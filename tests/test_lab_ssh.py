@@ -156,7 +156,8 @@ def lab_host() -> dict:
 def test_lab_inventory_connects_like_a_rented_host(lab_host: dict) -> None:
     assert lab_host["ansible_connection"] == "ssh"
     assert lab_host["ansible_host"] == "127.0.0.1"
-    assert lab_host["ansible_port"] == 2222  # labhost.sh's LLMHOST_LAB_SSH_PORT default
+    # labhost.sh's LLMHOST_LAB_SSH_PORT, 2222 by default (resolved below).
+    assert "LLMHOST_LAB_SSH_PORT" in lab_host["ansible_port"]
     assert lab_host["ansible_user"] == "llmops"  # and LLMHOST_LAB_USER's
     assert lab_host["ansible_become"] is True
     assert lab_host["ansible_ssh_private_key_file"].endswith(f"/{KEY}")
@@ -195,3 +196,34 @@ def test_lab_inventory_paths_resolve_beside_the_inventory(tmp_path: Path) -> Non
         f"{tmp_path}/{KEY}|-o UserKnownHostsFile={tmp_path}/.cache/lab/ssh/known_hosts"
         " -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     )
+
+
+@pytest.mark.parametrize(("env_port", "expected"), [(None, "2222"), ("2223", "2223"), ("", "2222")])
+def test_lab_inventory_follows_labhost_ssh_port(
+    tmp_path: Path, env_port: str | None, expected: str
+) -> None:
+    inv = tmp_path / "inventories" / "lab"  # hosts.yml alone: no vault to open
+    inv.mkdir(parents=True)
+    (inv / "hosts.yml").write_bytes((ROOT / "inventories/lab/hosts.yml").read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "LLMHOST_LAB_SSH_PORT"}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    if env_port is not None:
+        env["LLMHOST_LAB_SSH_PORT"] = env_port
+    out = subprocess.run(
+        [
+            str(VENV_BIN / "ansible"),
+            "-i",
+            str(inv / "hosts.yml"),
+            "llmhost-lab",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ansible_port }}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert str(json.loads(out.stdout.split("=>", 1)[1])["msg"]) == expected

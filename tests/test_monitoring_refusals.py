@@ -50,6 +50,12 @@ CASES = [
     ({"monitoring_ttft_p99_slo_s": 0}, "monitoring_ttft_p99_slo_s", "number of seconds > 0"),
     ({"monitoring_gateway_5xx_max_ratio": 1}, "monitoring_gateway_5xx_max_ratio", "(0, 0.5]"),
     ({"monitoring_models_disk_max_pct": 100}, "monitoring_models_disk_max_pct", "a percentage"),
+    ({"monitoring_root_disk_max_pct": 0}, "monitoring_root_disk_max_pct", "a percentage"),
+    (
+        {"monitoring_journal_max_use": "lots"},
+        "monitoring_journal_max_use / monitoring_journal_max_retention",
+        "must be a size such as 1G",
+    ),
     ({"monitoring_hard_stop_time": "2030-01-01 18:00"}, "monitoring_hard_stop_time", "ISO 8601"),
     ({"monitoring_run_id": "../x"}, "monitoring_run_id", "a safe folder name"),
     # The folders the role owns (preflight-tagged run: a missing refusal could not touch them).

@@ -28,6 +28,7 @@ ALERTS = (
     "LLMHostGateway5xxRate",
     "LLMHostVLLMDown",
     "LLMHostModelsDiskFull",
+    "LLMHostRootDiskFull",
     "LLMHostHardStopSoon",
 )
 OTHER: dict[str, Any] = {
@@ -38,6 +39,7 @@ OTHER: dict[str, Any] = {
     "monitoring_kv_cache_max_ratio": 0.8,
     "monitoring_gateway_5xx_max_ratio": 0.05,
     "monitoring_models_disk_max_pct": 80,
+    "monitoring_root_disk_max_pct": 85,
     "monitoring_hard_stop_warn_minutes": 45,
     "monitoring_models_path": "/data/models",
     "_monitoring_models_mountpoint": "/data",
@@ -80,7 +82,7 @@ def test_rules_pass_promtool_check(
     folder: Path = request.getfixturevalue(which)
     result = _promtool(promtool, "check", "rules", "llmhost-alerts.rules.yml", cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 21 rules found" in result.stdout
+    assert "SUCCESS: 22 rules found" in result.stdout
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -439,3 +440,121 @@ def test_main_exit_codes(host: FakeHost, config: dict[str, Any], tmp_path: Path)
     host.leftover_port = 443
     path.write_text(json.dumps(config), encoding="utf-8")
     assert td.main(["--config", str(path), "--lock-file", str(tmp_path / "lock")]) == 3
+
+
+POWEROFF = ["systemctl", "--no-block", "poweroff"]
+
+
+def _hard_stop(tmp_path: Path, config_path: Path) -> list[str]:
+    return [
+        "--config",
+        str(config_path),
+        "--run-id",
+        "r1",
+        "--trigger",
+        "hard-stop",
+        "--poweroff",
+        "--lock-file",
+        str(tmp_path / "lock"),
+    ]
+
+
+def test_hard_stop_powers_off_when_all_went_well(
+    host: FakeHost, config: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "teardown.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    assert td.main(_hard_stop(tmp_path, path)) == 0
+    assert host.calls[-1] == POWEROFF
+
+
+def test_hard_stop_powers_off_without_its_configuration(host: FakeHost, tmp_path: Path) -> None:
+    assert td.main(_hard_stop(tmp_path, tmp_path / "missing.json")) == 2
+    assert host.calls == [POWEROFF]
+
+
+def test_hard_stop_powers_off_with_a_broken_configuration(host: FakeHost, tmp_path: Path) -> None:
+    path = tmp_path / "teardown.json"
+    path.write_text("{not json", encoding="utf-8")
+    assert td.main(_hard_stop(tmp_path, path)) == 2
+    assert host.calls == [POWEROFF]
+
+
+def test_hard_stop_powers_off_when_the_proof_cannot_be_written(
+    host: FakeHost,
+    config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "teardown.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+    def disk_full(_path: Path, _data: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(td, "write_json", disk_full)
+    assert td.main(_hard_stop(tmp_path, path)) == 4
+    assert host.calls[-1] == POWEROFF
+    assert ["systemctl", "stop", "vllm.service"] in host.calls  # the stack was still stopped
+
+
+def test_hard_stop_powers_off_when_the_teardown_itself_fails(
+    host: FakeHost,
+    config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "teardown.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("drain probe crashed")
+
+    monkeypatch.setattr(td, "teardown", broken)
+    assert td.main(_hard_stop(tmp_path, path)) == 4
+    assert host.calls == [POWEROFF]
+
+
+def test_a_failing_poweroff_is_reported_not_raised(
+    host: FakeHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def no_systemctl(argv: list[str], timeout: float = 30) -> Any:
+        raise FileNotFoundError("systemctl")
+
+    monkeypatch.setattr(td, "_run", no_systemctl)
+    assert td.main(_hard_stop(tmp_path, tmp_path / "missing.json")) == 2
+    assert "systemctl poweroff failed" in capsys.readouterr().err
+
+
+def test_without_poweroff_nothing_is_powered_off(host: FakeHost, tmp_path: Path) -> None:
+    assert td.main(["--config", str(tmp_path / "missing.json")]) == 2
+    assert POWEROFF not in host.calls
+
+
+@pytest.mark.parametrize("poweroff", [True, False])
+def test_the_hard_stop_unit_powers_off_however_its_script_ended(poweroff: bool) -> None:
+    """ExecStopPost runs after ExecStart succeeded, failed, timed out or could not start."""
+    import jinja2
+
+    template = Path(td.__file__).parents[1] / "templates" / "llmhost-hard-stop.service.j2"
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 (a systemd unit, not HTML)
+    env.filters["dirname"] = os.path.dirname
+    unit = env.from_string(template.read_text(encoding="utf-8")).render(
+        ansible_managed="test",
+        teardown_hard_stop_poweroff=poweroff,
+        teardown_drain_timeout_s=60,
+        teardown_drain_file="/etc/nginx/llmhost/draining",
+        _teardown_guard_unit="llmhost-hard-stop",
+        _teardown_script="/usr/local/sbin/llmhost-teardown",
+        _teardown_config="/etc/llmhost/teardown.json",
+        _teardown_host_evidence_root="/var/lib/llmhost/evidence",
+    )
+    lines = unit.splitlines()
+    assert ("ExecStopPost=/bin/systemctl --no-block poweroff" in lines) is poweroff
+    assert (
+        any(line.startswith("ExecStart=") and line.endswith(" --poweroff") for line in lines)
+        is poweroff
+    )

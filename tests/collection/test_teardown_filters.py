@@ -177,8 +177,73 @@ def test_oncalendar_refuses_times_without_a_zone(value: Any) -> None:
 
 def test_filters_are_registered_and_refuse_non_dicts() -> None:
     filters = FilterModule().filters()
-    assert set(filters) == {"teardown_errors", "teardown_guard_errors", "teardown_oncalendar"}
+    assert set(filters) == {
+        "teardown_errors",
+        "teardown_guard_errors",
+        "teardown_oncalendar",
+        "teardown_clock_errors",
+    }
     with pytest.raises(AnsibleFilterError, match="must be a dict"):
         filters["teardown_errors"](["not", "a", "dict"])
     with pytest.raises(AnsibleFilterError, match="must be a dict"):
         filters["teardown_guard_errors"]("x")
+
+
+# --- teardown_clock_errors ------------------------------------------------------------
+
+CLOCK_NOW = "2030-01-01T12:00:00Z"
+CLOCK_EPOCH = 1893499200  # 2030-01-01T12:00:00Z
+
+
+def test_clock_in_step_and_timer_on_time_pass() -> None:
+    from ansible_collections.llmhost.core.plugins.filter.teardown import teardown_clock_errors
+
+    assert (
+        teardown_clock_errors({"host_epoch": str(CLOCK_EPOCH + 30), "max_skew_s": 120}, CLOCK_NOW)
+        == []
+    )
+    plan = "2030-01-01T18:00:00+02:00"  # 16:00 UTC
+    assert (
+        teardown_clock_errors(
+            {"next_elapse": f"@{CLOCK_EPOCH + 4 * 3600}", "hard_stop_time": plan}, NOW
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("epoch", "word"), [(CLOCK_EPOCH + 600, "ahead of"), (CLOCK_EPOCH - 3600, "behind")]
+)
+def test_a_skewed_host_clock_is_refused(epoch: int, word: str) -> None:
+    from ansible_collections.llmhost.core.plugins.filter.teardown import teardown_clock_errors
+
+    [message] = teardown_clock_errors({"host_epoch": str(epoch), "max_skew_s": 120}, CLOCK_NOW)
+    assert word in message and "teardown_max_clock_skew_s 120" in message and "Fix:" in message
+
+
+@pytest.mark.parametrize(
+    ("next_elapse", "words"),
+    [
+        ("", "has no next elapse"),
+        ("n/a", "has no next elapse"),
+        (
+            f"@{CLOCK_EPOCH + 3600}",
+            "fires at 2030-01-01T13:00:00Z, not at the plan's 2030-01-01T16:00:00Z",
+        ),
+    ],
+)
+def test_a_timer_that_does_not_fire_on_plan_is_refused(next_elapse: str, words: str) -> None:
+    from ansible_collections.llmhost.core.plugins.filter.teardown import teardown_clock_errors
+
+    errors = teardown_clock_errors(
+        {"next_elapse": next_elapse, "hard_stop_time": "2030-01-01T16:00:00Z"}, NOW
+    )
+    assert len(errors) == 1 and words in errors[0]
+
+
+def test_an_unreadable_host_clock_is_refused() -> None:
+    from ansible_collections.llmhost.core.plugins.filter.teardown import teardown_clock_errors
+
+    assert (
+        "cannot read the host's clock" in teardown_clock_errors({"host_epoch": "x"}, CLOCK_NOW)[0]
+    )

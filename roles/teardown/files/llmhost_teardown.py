@@ -682,6 +682,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poweroff", action="store_true", help="power the host off at the end")
     parser.add_argument("--lock-file", default=LOCK_FILE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # The hard stop stops the host whatever happens before: a missing or bad
+    # configuration, a failed drain, a full disk, any error. (A timeout or a missing
+    # script is the unit's ExecStopPost's, which powers off too.)
+    try:
+        return run(args)
+    except Exception as exc:
+        print(f"llmhost-teardown: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 4
+    finally:
+        if args.poweroff:
+            poweroff()
+
+
+def poweroff() -> None:
+    """Ask systemd to power the host off, without waiting; never raises."""
+    print("llmhost-teardown: powering the host off (hard stop)", file=sys.stderr, flush=True)
+    try:
+        _run(["systemctl", "--no-block", "poweroff"])
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"llmhost-teardown: systemctl poweroff failed: {exc}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the configuration, tear down, write the proof; the exit code says how it went."""
     try:
         config = load_config(args.config)
     except (OSError, ValueError) as exc:
@@ -706,9 +730,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": message,
     }
     print(json.dumps(result), flush=True)
-    if args.poweroff:
-        print("llmhost-teardown: powering the host off (hard stop)", file=sys.stderr, flush=True)
-        _run(["systemctl", "--no-block", "poweroff"])
     return 0 if proof["passed"] else 3
 
 

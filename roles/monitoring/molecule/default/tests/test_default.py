@@ -65,6 +65,12 @@ def test_services_run_hardened(host) -> None:
     assert "User=prometheus" in prom
 
 
+def test_the_journal_is_capped(host) -> None:
+    conf = host.file("/etc/systemd/journald.conf.d/llmhost.conf").content_string
+    assert "SystemMaxUse=1G" in conf and "MaxRetentionSec=30day" in conf
+    assert host.service("systemd-journald").is_running
+
+
 def test_packages_are_the_pinned_versions(host) -> None:
     pins = DEFAULTS["monitoring_package_versions"]["bookworm"]
     for package, version in pins.items():

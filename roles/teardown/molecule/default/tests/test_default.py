@@ -159,6 +159,12 @@ def test_a_failing_destroy_hook_is_recorded() -> None:
     assert "503, try again later" in record["stderr"]
 
 
+def test_a_failed_teardown_still_ran_the_destroy_hook() -> None:
+    assert (SCENARIO / "destroyed-after-failure").exists()
+    record = _json(SCENARIO / "evidence-failed" / "destroy_hook.json")
+    assert record["rc"] == 0
+
+
 def test_a_second_teardown_says_nothing_was_running() -> None:
     again = _json(SCENARIO / "evidence-again" / "shutdown_proof.json")
     assert again["nothing_was_running"] is True and again["drain"] is None

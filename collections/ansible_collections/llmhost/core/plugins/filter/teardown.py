@@ -236,6 +236,57 @@ def teardown_oncalendar(value: object) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+ELAPSE_TOLERANCE_S = 60
+
+
+def teardown_clock_errors(inputs: Mapping[str, Any], now: object = None) -> list[str]:
+    """The guard against the clocks: the host's clock against the control node's
+    (host_epoch, max_skew_s), and the armed timer's next elapse (next_elapse, systemd's
+    '@<unix seconds>' from --timestamp=unix) against the plan's hard_stop_time."""
+    current = _parse_time(now) if now not in (None, "") else datetime.now(UTC)
+    if current is None or current.tzinfo is None:
+        raise AnsibleFilterError(f"llmhost.core.teardown_clock_errors: bad now {now!r}")
+    errors = []
+    if "host_epoch" in inputs:
+        try:
+            host = float(str(inputs["host_epoch"]).strip())
+            limit = float(inputs.get("max_skew_s", 120))
+        except (TypeError, ValueError):
+            return [f"teardown: cannot read the host's clock (got {inputs['host_epoch']!r})"]
+        skew = host - current.timestamp()
+        if abs(skew) > limit:
+            errors.append(
+                f"the host's clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
+                f"control node's (teardown_max_clock_skew_s {limit:.0f}): the hard stop would fire "
+                "at the wrong time. Fix: sync the host's clock (timedatectl set-ntp true, or "
+                "chrony), then re-run."
+            )
+    if "next_elapse" in inputs:
+        planned = _parse_time(inputs.get("hard_stop_time"))
+        raw = str(inputs["next_elapse"] or "").strip()
+        if planned is None or planned.tzinfo is None:
+            raise AnsibleFilterError("llmhost.core.teardown_clock_errors: hard_stop_time is needed")
+        if not re.fullmatch(r"@\d+", raw):
+            errors.append(
+                f"the hard-stop timer has no next elapse (systemd says {raw or 'nothing'!r}), so "
+                f"nothing would stop the host at {_iso(planned)}. Fix: systemctl status "
+                "llmhost-hard-stop.timer on the host, then re-run."
+            )
+        elif abs(int(raw[1:]) - planned.timestamp()) > ELAPSE_TOLERANCE_S:
+            fires = datetime.fromtimestamp(int(raw[1:]), UTC)
+            errors.append(
+                f"the hard-stop timer fires at {_iso(fires)}, not at the plan's {_iso(planned)}. "
+                "Fix: check the host's timezone and clock, then re-run."
+            )
+    return errors
+
+
+def _clock_filter(inputs: Mapping[str, Any], now: object = None) -> list[str]:
+    if not isinstance(inputs, Mapping):
+        raise AnsibleFilterError("llmhost.core.teardown_clock_errors: the input must be a dict")
+    return teardown_clock_errors(inputs, now)
+
+
 def _errors_filter(inputs: Mapping[str, Any]) -> list[str]:
     if not isinstance(inputs, Mapping):
         raise AnsibleFilterError("llmhost.core.teardown_errors: the input must be a dict")
@@ -256,4 +307,5 @@ class FilterModule:
             "teardown_errors": _errors_filter,
             "teardown_guard_errors": _guard_filter,
             "teardown_oncalendar": teardown_oncalendar,
+            "teardown_clock_errors": _clock_filter,
         }
