@@ -203,12 +203,11 @@ def test_clock_in_step_and_timer_on_time_pass() -> None:
         == []
     )
     plan = "2030-01-01T18:00:00+02:00"  # 16:00 UTC
-    assert (
-        teardown_clock_errors(
-            {"next_elapse": f"@{CLOCK_EPOCH + 4 * 3600}", "hard_stop_time": plan}, NOW
+    for next_elapse in (f"@{CLOCK_EPOCH + 4 * 3600}", "Tue 2030-01-01 16:00:30 UTC"):
+        errors = teardown_clock_errors(
+            {"next_elapse": next_elapse, "hard_stop_time": plan}, CLOCK_NOW
         )
-        == []
-    )
+        assert errors == [], next_elapse
 
 
 @pytest.mark.parametrize(
@@ -230,13 +229,15 @@ def test_a_skewed_host_clock_is_refused(epoch: int, word: str) -> None:
             f"@{CLOCK_EPOCH + 3600}",
             "fires at 2030-01-01T13:00:00Z, not at the plan's 2030-01-01T16:00:00Z",
         ),
+        ("Tue 2030-01-01 13:00:00 UTC", "fires at 2030-01-01T13:00:00Z, not at the plan's"),
+        ("Tue 2030-01-01 17:00:00 CET", "has no next elapse"),  # TZ=UTC was not applied
     ],
 )
 def test_a_timer_that_does_not_fire_on_plan_is_refused(next_elapse: str, words: str) -> None:
     from ansible_collections.llmhost.core.plugins.filter.teardown import teardown_clock_errors
 
     errors = teardown_clock_errors(
-        {"next_elapse": next_elapse, "hard_stop_time": "2030-01-01T16:00:00Z"}, NOW
+        {"next_elapse": next_elapse, "hard_stop_time": "2030-01-01T16:00:00Z"}, CLOCK_NOW
     )
     assert len(errors) == 1 and words in errors[0]
 

@@ -241,8 +241,9 @@ ELAPSE_TOLERANCE_S = 60
 
 def teardown_clock_errors(inputs: Mapping[str, Any], now: object = None) -> list[str]:
     """The guard against the clocks: the host's clock against the control node's
-    (host_epoch, max_skew_s), and the armed timer's next elapse (next_elapse, systemd's
-    '@<unix seconds>' from --timestamp=unix) against the plan's hard_stop_time."""
+    (host_epoch, max_skew_s), and the armed timer's next elapse (next_elapse: what
+    `TZ=UTC systemctl show -p NextElapseUSecRealtime --value` prints, e.g.
+    'Tue 2030-01-01 16:00:00 UTC', or '@<unix seconds>') against the plan's hard_stop_time."""
     current = _parse_time(now) if now not in (None, "") else datetime.now(UTC)
     if current is None or current.tzinfo is None:
         raise AnsibleFilterError(f"llmhost.core.teardown_clock_errors: bad now {now!r}")
@@ -266,19 +267,29 @@ def teardown_clock_errors(inputs: Mapping[str, Any], now: object = None) -> list
         raw = str(inputs["next_elapse"] or "").strip()
         if planned is None or planned.tzinfo is None:
             raise AnsibleFilterError("llmhost.core.teardown_clock_errors: hard_stop_time is needed")
-        if not re.fullmatch(r"@\d+", raw):
+        fires = _elapse(raw)
+        if fires is None:
             errors.append(
                 f"the hard-stop timer has no next elapse (systemd says {raw or 'nothing'!r}), so "
                 f"nothing would stop the host at {_iso(planned)}. Fix: systemctl status "
                 "llmhost-hard-stop.timer on the host, then re-run."
             )
-        elif abs(int(raw[1:]) - planned.timestamp()) > ELAPSE_TOLERANCE_S:
-            fires = datetime.fromtimestamp(int(raw[1:]), UTC)
+        elif abs(fires.timestamp() - planned.timestamp()) > ELAPSE_TOLERANCE_S:
             errors.append(
                 f"the hard-stop timer fires at {_iso(fires)}, not at the plan's {_iso(planned)}. "
                 "Fix: check the host's timezone and clock, then re-run."
             )
     return errors
+
+
+def _elapse(raw: str) -> datetime | None:
+    """systemd's next elapse: '@<unix seconds>' or 'Tue 2030-01-01 16:00:00 UTC'."""
+    if re.fullmatch(r"@\d+", raw):
+        return datetime.fromtimestamp(int(raw[1:]), UTC)
+    match = re.fullmatch(r"[A-Z][a-z]{2} (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC", raw)
+    if match is None:
+        return None
+    return datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
 
 def _clock_filter(inputs: Mapping[str, Any], now: object = None) -> list[str]:
