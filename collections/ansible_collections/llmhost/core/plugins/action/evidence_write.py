@@ -17,13 +17,12 @@ written on the managed host, so a re-run of an unchanged host changes nothing th
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import write_if_changed
 
 DOCUMENTATION = r"""
 module: evidence_write
@@ -100,16 +99,7 @@ def write_new(folder: Path, files: dict[str, Any], mode: int) -> tuple[list[str]
         if path.exists():
             kept.append(str(path))
             continue
-        data = render(files[name]).encode("utf-8")
-        handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            Path(tmp).chmod(mode)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_if_changed(path, render(files[name]).encode("utf-8"), mode)
         written.append(str(path))
     return written, kept
 
