@@ -1,6 +1,7 @@
 """The lab is reached like a rented host: scripts/lab-init.sh makes its key pair, vault
 password and vault once (modes, idempotence, reuse of older .cache/secrets, a clear
-refusal when vault and password disagree), and inventories/lab/hosts.yml connects over
+refusal when vault and password disagree), and inventories/lab (hosts.yml and
+ssh.constructed.yml) connects over
 SSH on loopback as the non-root operator with become, pinning the host key.
 
 labhost.sh's part (publishing, account, known_hosts) is in test_scripts.py."""
@@ -147,83 +148,66 @@ def test_refuses_a_vault_without_its_password(tmp_path: Path) -> None:
     assert not (tmp_path / PASS).exists()
 
 
-@pytest.fixture(scope="module")
-def lab_host() -> dict:
-    hosts = yaml.safe_load((ROOT / "inventories/lab/hosts.yml").read_text())
-    return hosts["all"]["children"]["llmhost"]["hosts"]["llmhost-lab"]
+LAB_FILES = ("hosts.yml", "ssh.constructed.yml")
+CONNECTION_VARS = ("ansible_port", "ansible_ssh_private_key_file", "ansible_ssh_common_args")
 
 
-def test_lab_inventory_connects_like_a_rented_host(lab_host: dict) -> None:
-    assert lab_host["ansible_connection"] == "ssh"
-    assert lab_host["ansible_host"] == "127.0.0.1"
-    # labhost.sh's LLMHOST_LAB_SSH_PORT, 2222 by default (resolved below).
-    assert "LLMHOST_LAB_SSH_PORT" in lab_host["ansible_port"]
-    assert lab_host["ansible_user"] == "llmops"  # and LLMHOST_LAB_USER's
-    assert lab_host["ansible_become"] is True
-    assert lab_host["ansible_ssh_private_key_file"].endswith(f"/{KEY}")
-    args = lab_host["ansible_ssh_common_args"]
-    assert "-o StrictHostKeyChecking=yes" in args
-    assert "/.cache/lab/ssh/known_hosts" in args
-
-
-def test_lab_inventory_paths_resolve_beside_the_inventory(tmp_path: Path) -> None:
-    # inventory_dir is templated in connection variables: the key and known_hosts are
-    # the checkout's .cache/lab/ssh/ (here a copy of hosts.yml in a scratch checkout).
+def _scratch_lab(tmp_path: Path) -> Path:
+    """The lab inventory's host files (no vault to open) in a scratch checkout."""
     inv = tmp_path / "inventories" / "lab"
     inv.mkdir(parents=True)
-    (inv / "hosts.yml").write_bytes((ROOT / "inventories/lab/hosts.yml").read_bytes())
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    for name in LAB_FILES:
+        (inv / name).write_bytes((ROOT / "inventories" / "lab" / name).read_bytes())
+    return inv
+
+
+def _host_vars(inv: Path, env_port: str | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "LLMHOST_LAB_SSH_PORT"}
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    if env_port is not None:
+        env["LLMHOST_LAB_SSH_PORT"] = env_port
     out = subprocess.run(
-        [
-            str(VENV_BIN / "ansible"),
-            "-i",
-            str(inv / "hosts.yml"),
-            "llmhost-lab",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "msg={{ ansible_ssh_private_key_file }}|{{ ansible_ssh_common_args }}",
-        ],
+        [str(VENV_BIN / "ansible-inventory"), "-i", str(inv), "--host", "llmhost-lab"],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    msg = json.loads(out.stdout.split("=>", 1)[1])["msg"]
-    assert msg == (
-        f"{tmp_path}/{KEY}|-o UserKnownHostsFile={tmp_path}/.cache/lab/ssh/known_hosts"
+    return json.loads(out.stdout)
+
+
+def test_lab_inventory_connects_like_a_rented_host(tmp_path: Path) -> None:
+    hv = _host_vars(_scratch_lab(tmp_path))
+    assert hv["ansible_connection"] == "ssh"
+    assert hv["ansible_host"] == "127.0.0.1"
+    assert hv["ansible_port"] == 2222  # labhost.sh's LLMHOST_LAB_SSH_PORT default
+    assert hv["ansible_user"] == "llmops"  # and LLMHOST_LAB_USER's
+    assert hv["ansible_become"] is True
+    assert hv["ansible_ssh_private_key_file"] == f"{tmp_path}/{KEY}"
+    assert hv["ansible_ssh_common_args"] == (
+        f"-o UserKnownHostsFile={tmp_path}/.cache/lab/ssh/known_hosts"
         " -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     )
 
 
-@pytest.mark.parametrize(("env_port", "expected"), [(None, "2222"), ("2223", "2223"), ("", "2222")])
+def test_connection_variables_are_computed_once_not_per_task() -> None:
+    # A template in a host's connection variables is templated again for every task
+    # (about 25 ms each, seconds per run): the lab's are composed when the inventory
+    # is read, and hosts.yml holds plain values only.
+    hosts = yaml.safe_load((ROOT / "inventories/lab/hosts.yml").read_text())
+    host = hosts["all"]["children"]["llmhost"]["hosts"]["llmhost-lab"]
+    assert not [k for k, v in host.items() if "{{" in str(v)]
+    composed = yaml.safe_load((ROOT / "inventories/lab/ssh.constructed.yml").read_text())
+    assert composed["plugin"] == "ansible.builtin.constructed"
+    assert composed["strict"] is True
+    assert set(composed["compose"]) == set(CONNECTION_VARS)
+    # The constructed file must sort after hosts.yml, or its host does not exist yet.
+    assert sorted(LAB_FILES) == list(LAB_FILES)
+
+
+@pytest.mark.parametrize(("env_port", "expected"), [(None, 2222), ("2223", 2223), ("", 2222)])
 def test_lab_inventory_follows_labhost_ssh_port(
-    tmp_path: Path, env_port: str | None, expected: str
+    tmp_path: Path, env_port: str | None, expected: int
 ) -> None:
-    inv = tmp_path / "inventories" / "lab"  # hosts.yml alone: no vault to open
-    inv.mkdir(parents=True)
-    (inv / "hosts.yml").write_bytes((ROOT / "inventories/lab/hosts.yml").read_bytes())
-    env = {k: v for k, v in os.environ.items() if k != "LLMHOST_LAB_SSH_PORT"}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-    if env_port is not None:
-        env["LLMHOST_LAB_SSH_PORT"] = env_port
-    out = subprocess.run(
-        [
-            str(VENV_BIN / "ansible"),
-            "-i",
-            str(inv / "hosts.yml"),
-            "llmhost-lab",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "msg={{ ansible_port }}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert str(json.loads(out.stdout.split("=>", 1)[1])["msg"]) == expected
+    assert _host_vars(_scratch_lab(tmp_path), env_port)["ansible_port"] == expected
