@@ -380,7 +380,7 @@ def cpu_message(arch: Arch, need: Need, hardware: Hardware) -> str:
     if hardware.kind == "none":
         return (
             f"{arch.name} {_needs(need)} on the CPU route, but the host RAM is unknown: "
-            "pass ansible_memtotal_mb as host_ram_mib."
+            "pass ansible_facts.memtotal_mb as host_ram_mib."
         )
     if fits(need, hardware):
         return (
