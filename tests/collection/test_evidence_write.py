@@ -40,3 +40,14 @@ def test_written_once_then_kept(tmp_path: Path) -> None:
     assert kept == [str(folder / "r.json")]
     assert json.loads((folder / "r.json").read_text(encoding="utf-8")) == {"v": 1}
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_empty_files_only_make_the_folder_0750(tmp_path: Path) -> None:
+    folder = tmp_path / "evidence" / "lab" / "run-1"
+    assert evidence_write.write_new(folder, {}, 0o644) == ([], [])
+    assert folder.is_dir() and not list(folder.iterdir())
+    for made in (folder, folder.parent, folder.parent.parent):
+        assert oct(made.stat().st_mode & 0o777) == "0o750", made
+    tmp_path.chmod(0o755)
+    evidence_write.write_new(folder, {}, 0o644)  # an existing folder is left as it is
+    assert oct(tmp_path.stat().st_mode & 0o777) == "0o755"

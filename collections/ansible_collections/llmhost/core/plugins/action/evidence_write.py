@@ -12,6 +12,9 @@ written on the managed host, so a re-run of an unchanged host changes nothing th
   only changes to hosts.
 - Check mode writes nothing and lists the files under ``would_write``.
 - An empty ``dir`` (a run without a bundle) writes nothing.
+- Empty ``files`` only makes the folder: run_context.yml makes the bundle this way, on the
+  control node without a module (no local interpreter to start, about a second a run).
+- Folders it makes are 0750: a bundle may hold host logs.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ options:
   files:
     description: >-
       File name to content. A string is written as it is (a newline added when missing);
-      a mapping or a list is written as indented JSON with sorted keys.
+      a mapping or a list is written as indented JSON with sorted keys. Empty: only make
+      the folder.
     type: dict
     required: true
   mode:
@@ -89,9 +93,20 @@ def safe_name(name: str) -> str:
     return name
 
 
+FOLDER_MODE = 0o750
+
+
+def make_folder(folder: Path) -> None:
+    """The folder and the parents it lacks, each 0750 (umask aside) when made here."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        path.chmod(FOLDER_MODE)
+
+
 def write_new(folder: Path, files: dict[str, Any], mode: int) -> tuple[list[str], list[str]]:
     """Write each file that is not there yet (atomically); return (written, kept)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     written: list[str] = []
     kept: list[str] = []
     for name in sorted(files):
@@ -114,7 +129,7 @@ class ActionModule(ActionBase):
         args = self._task.args
         bundle = str(args.get("dir") or "")
         files = args.get("files")
-        if not isinstance(files, dict) or not files:
+        if not isinstance(files, dict):
             raise AnsibleActionFail("evidence_write: files must map file names to contents")
         try:
             mode = int(str(args.get("mode", "0644")), 8)
