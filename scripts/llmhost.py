@@ -70,6 +70,7 @@ RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)")
 SCAN_SCHEMA = "llmhost.secrets_scan/v1"
 STATUS_SCHEMA = "llmhost.status/v1"
 REDACTED = "<redacted>"
+PLAN_STOP_VAR = "llmhost_gpu_plan.hard_stop_time"
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -90,6 +91,10 @@ bundle_lib = _load(
     / "evidence_bundle.py",
 )
 secrets_lib = _load("llmhost_evidence_secrets", SCRIPT_ROOT / "scripts" / "evidence_secrets.py")
+hard_stop_lib = _load(
+    "llmhost_hard_stop",
+    SCRIPT_ROOT / "collections/ansible_collections/llmhost/core/plugins/plugin_utils/hard_stop.py",
+)
 
 
 class Refused(Exception):
@@ -672,6 +677,16 @@ def parse_iso(value: Any) -> datetime | None:
     return None
 
 
+def plan_hard_stop(value: Any) -> tuple[datetime | None, str | None]:
+    """The GPU plan's hard stop as status.yml hands it over, read with the one format every
+    reader uses: (the moment, None); (None, None) when empty; (None, the refusal naming
+    llmhost_gpu_plan.hard_stop_time) for any other value."""
+    try:
+        return hard_stop_lib.parse(value, PLAN_STOP_VAR), None
+    except hard_stop_lib.HardStopError as error:
+        return None, str(error)
+
+
 def run_start(run_id: str) -> datetime | None:
     match = RUN_ID_TIME.match(run_id)
     if not match:
@@ -720,7 +735,7 @@ def host_status(raw: dict[str, Any], now: datetime, last: dict[str, Any] | None)
     elif last and last.get("started"):
         since, basis = parse_iso(last["started"]), "last run started"
     hours = max(0.0, (now - since).total_seconds() / 3600) if since else None
-    plan_stop = parse_iso(raw.get("hard_stop_time"))
+    plan_stop, plan_error = plan_hard_stop(raw.get("hard_stop_time"))
     timer = by_name.get("llmhost-hard-stop.timer") or {}
     timer_stop = parse_iso(timer.get("next_elapse"))
     stop, source = (plan_stop, "gpu plan") if plan_stop else (timer_stop, "hard-stop timer")
@@ -750,6 +765,7 @@ def host_status(raw: dict[str, Any], now: datetime, last: dict[str, Any] | None)
             "time": iso(stop),
             "source": source if stop else None,
             "seconds_left": None if stop is None else int((stop - now).total_seconds()),
+            "plan_error": plan_error,
             "timer": {"active": timer.get("active"), "next_elapse": timer.get("next_elapse")}
             if timer
             else None,
@@ -834,8 +850,11 @@ def render_status(report: dict[str, Any]) -> str:
                 f"{cost['since']}) x {cost['hourly_budget']:.2f}/h"
             )
         stop = info["hard_stop"]
+        if stop.get("plan_error"):
+            out.append(f"  plan refused   {stop['plan_error']}")
         if stop["time"] is None:
-            out.append("  hard stop      none (no hard_stop_time in the GPU plan, no timer)")
+            plan = "the plan's time refused" if stop.get("plan_error") else "no hard_stop_time"
+            out.append(f"  hard stop      none ({plan} in the GPU plan, no timer)")
         else:
             left = stop["seconds_left"]
             when = f"in {_ago(left)}" if left >= 0 else f"{_ago(left)} ago"
