@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,23 @@ def test_bad_plan_refused_before_any_change(
     assert result.returncode != 0, out
     assert variable in out, out
     assert not (tmp_path / "bundle").exists(), "a report was written before the refusal"
+
+
+@pytest.mark.slow
+def test_an_unquoted_yaml_stop_time_is_refused(tmp_path: Path) -> None:
+    """hard_stop_time: 2099-01-01 00:00:00+00:00 unquoted (the vars file): a YAML timestamp,
+    refused whatever it holds, as every reader of the hard stop refuses it."""
+    plan = {**GOOD_PLAN, "hard_stop_time": datetime(2099, 1, 1, tzinfo=UTC)}
+    result = _run(tmp_path, preflight_route="rented_gpu", preflight_gpu_plan=plan)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    flat = " ".join(out.split())
+    assert (
+        "preflight_gpu_plan.hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with "
+        "seconds and a zone (Z or +HH:MM); this one is a YAML timestamp (unquoted), not a "
+        "string, got 2099-01-01 00:00:00+00:00." in flat
+    ), out
+    assert not (tmp_path / "bundle").exists()
 
 
 @pytest.mark.slow
