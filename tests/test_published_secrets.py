@@ -1,16 +1,19 @@
 """The secrets this repository publishes: scripts/published_secrets.py's committed list is
 current and complete (a changed example without a new list fails here), holds digests
-only."""
+only; scripts/llmhost.py refuses the published vault password outside the example and
+the lab."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
@@ -31,6 +34,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 
 generator = _load("llmhost_published_secrets_script", ROOT / "scripts" / "published_secrets.py")
+llmhost = _load("llmhost_entry_point_published", ROOT / "scripts" / "llmhost.py")
 digest = generator.published_lib.digest
 
 
@@ -117,3 +121,98 @@ def test_plain_files_publish_inline_vaulted_and_secret_named_literals(tmp_path: 
     assert found[digest("inline-vaulted-provider-token")].endswith("extra.yml: db.password")
     assert digest("not-a-secret-value") not in found
     assert digest("{{ vault_llmhost_vllm_api_key }}") not in found
+
+
+# --- the entry point's refusal of the published vault password -------------------------
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway repository root with the example, the lab and a copy of the example."""
+    for name in ("rented-gpu.example", "lab", "my-gpu"):
+        (tmp_path / "inventories" / name).mkdir(parents=True)
+        (tmp_path / "inventories" / name / "hosts.yml").write_text("all: {}\n", "utf-8")
+    for name in list(os.environ):
+        if name.startswith(("LLMHOST_", "ANSIBLE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LLMHOST_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def _password_file(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_a_copy_using_the_example_password_is_refused(root: Path) -> None:
+    vault = _password_file(root / "my.pass", PASSWORD_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(llmhost.Refused) as refused:
+        llmhost.check_vault_password("deploy", root, root / "inventories" / "my-gpu", vault)
+    message = str(refused.value)
+    assert f"the vault password file {vault} holds a password this repository publishes" in message
+    assert "inventories/rented-gpu.example/vault-pass.example: the vault password" in message
+    assert "inventory my-gpu is not the example or the lab" in message
+    assert "openssl rand -base64 32 > .cache/vault/my-gpu.pass" in message
+    assert "ansible-vault rekey" in message and "openssl rand -hex 24" in message
+    assert _password() not in message
+
+
+@pytest.mark.parametrize("text", ["llmhost-example", "  llmhost-example\n\n"])
+def test_the_password_is_compared_as_ansible_reads_it(root: Path, text: str) -> None:
+    vault = _password_file(root / "my.pass", text.replace("llmhost-example", _password()))
+    assert llmhost.published_vault_password(root, root / "inventories" / "my-gpu", vault)
+
+
+@pytest.mark.parametrize("name", ["rented-gpu.example", "lab"])
+def test_the_example_and_the_lab_may_use_it(root: Path, name: str) -> None:
+    vault = _password_file(root / "x.pass", _password())
+    for inventory in (root / "inventories" / name, root / "inventories" / name / "hosts.yml"):
+        llmhost.check_vault_password("deploy", root, inventory, vault)
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [
+        ("a-password-of-our-own\n", 0o600),
+        ("", 0o600),
+        ("\xff\xfe", 0o600),
+        # A vault client script prints the password: its own text is not the password.
+        (PASSWORD_FILE.read_text(encoding="utf-8"), 0o700),
+    ],
+    ids=["own", "empty", "not-utf8", "client-script"],
+)
+def test_other_password_files_pass(root: Path, text: str, mode: int) -> None:
+    vault = root / "my.pass"
+    vault.write_bytes(text.encode("latin-1"))
+    vault.chmod(mode)
+    llmhost.check_vault_password("deploy", root, root / "inventories" / "my-gpu", vault)
+
+
+def test_no_password_file_passes(root: Path) -> None:
+    llmhost.check_vault_password("deploy", root, root / "inventories" / "my-gpu", None)
+
+
+@pytest.mark.parametrize("action", ["teardown", "status"])
+def test_teardown_and_status_only_warn(
+    root: Path, action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused teardown would leave a rented host running; status changes nothing."""
+    vault = _password_file(root / "my.pass", _password())
+    llmhost.check_vault_password(action, root, root / "inventories" / "my-gpu", vault)
+    assert "[llmhost] WARNING: the vault password file" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", ["deploy", "eval", "train", "rollback", "lab"])
+def test_a_run_is_refused_before_anything_exists(
+    root: Path, action: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default password file of the copy (.cache/vault/my-gpu.pass) holds the example's:
+    exit status 2, no bundle, no runner folder."""
+    _password_file(root / ".cache" / "vault" / "my-gpu.pass", _password())
+    monkeypatch.chdir(root)
+    assert llmhost.main([action, "-i", "inventories/my-gpu"]) == 2
+    assert "[llmhost] refused: the vault password file" in capsys.readouterr().err
+    assert not (root / "evidence").exists()
+    assert not (root / ".cache" / "runner").exists()
