@@ -21,7 +21,10 @@ secret-valued variables of runner's `command` file (the environment) are redacte
 secret given inline with -e is refused: it would reach the process list.
 
 The vault password file: LLMHOST_VAULT_PASSWORD_FILE, else .cache/vault/<inventory>.pass
-when it exists, else none; it is passed by path, never by value. `status` is read-only,
+when it exists, else none; it is passed by path, never by value. One that holds the
+password this repository publishes (the example's, roles/preflight/files/
+published_secrets.json) is refused for any inventory but the example and the lab (a
+warning only for teardown and status). `status` is read-only,
 takes seconds and leaves no bundle (it is not a run, and a bundle per status check would
 hide the inventory's last real run). Exit status: the playbook's rc, else 1 when the scan
 found a leak or could not run, 2 for refused input.
@@ -70,6 +73,14 @@ RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)")
 SCAN_SCHEMA = "llmhost.secrets_scan/v1"
 STATUS_SCHEMA = "llmhost.status/v1"
 REDACTED = "<redacted>"
+PLAN_STOP_VAR = "llmhost_gpu_plan.hard_stop_time"
+# The secrets this repository publishes (scripts/published_secrets.py), and the only
+# inventories that may run with them (relative to the repository root).
+PUBLISHED_SECRETS = SCRIPT_ROOT / "roles" / "preflight" / "files" / "published_secrets.json"
+PUBLISHED_SECRETS_INVENTORIES = ("inventories/rented-gpu.example", "inventories/lab")
+# Actions run with a published vault password all the same, with a warning: a refused
+# teardown would leave a rented host running (and billing); status changes nothing.
+PUBLISHED_PASSWORD_WARN_ONLY = ("teardown", STATUS)
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -90,6 +101,16 @@ bundle_lib = _load(
     / "evidence_bundle.py",
 )
 secrets_lib = _load("llmhost_evidence_secrets", SCRIPT_ROOT / "scripts" / "evidence_secrets.py")
+hard_stop_lib = _load(
+    "llmhost_hard_stop",
+    SCRIPT_ROOT / "collections/ansible_collections/llmhost/core/plugins/plugin_utils/hard_stop.py",
+)
+published_lib = _load(
+    "llmhost_published_secrets",
+    SCRIPT_ROOT
+    / "collections/ansible_collections/llmhost/core/plugins/plugin_utils"
+    / "published_secrets.py",
+)
 
 
 class Refused(Exception):
@@ -155,6 +176,48 @@ def vault_password_file(root: Path, name: str) -> Path | None:
         return path
     default = root / ".cache" / "vault" / f"{name}.pass"
     return default if default.is_file() else None
+
+
+def published_vault_password(root: Path, inventory: Path, vault: Path | None) -> str | None:
+    """Why the vault password file may not be used for this inventory: it holds a password
+    this repository publishes (the example's) and the inventory is not the example or the
+    lab. None when it may (or there is none, or it is a vault client script, whose text is
+    not the password)."""
+    if vault is None or os.access(vault, os.X_OK):
+        return None
+    folder = inventory.resolve() if inventory.is_dir() else inventory.resolve().parent
+    if folder in {(root / name).resolve() for name in PUBLISHED_SECRETS_INVENTORIES}:
+        return None
+    try:
+        password = vault.read_bytes().strip().decode("utf-8")  # as ansible reads it
+    except (OSError, UnicodeDecodeError):
+        return None  # not text: not the published password; ansible says the rest
+    source = published_lib.load(PUBLISHED_SECRETS).get(published_lib.digest(password))
+    if source is None:
+        return None
+    name = folder.name
+    return (
+        f"the vault password file {vault} holds a password this repository publishes "
+        f"({source}), and inventory {name} is not the example or the lab: anyone can open "
+        f"its vault. Fix: make a new password ((umask 077 && openssl rand -base64 32 > "
+        f".cache/vault/{name}.pass)), rekey the vault with it (ansible-vault rekey "
+        f"--vault-password-file {vault} --new-vault-password-file .cache/vault/{name}.pass "
+        "<its vault files>), point LLMHOST_VAULT_PASSWORD_FILE at the new file or unset it, "
+        "and make new keys too (openssl rand -hex 24 each): the old password opened them "
+        "for anyone"
+    )
+
+
+def check_vault_password(action: str, root: Path, inventory: Path, vault: Path | None) -> None:
+    """Refused (Refused): a published vault password outside the example and the lab;
+    only a warning for teardown and status."""
+    problem = published_vault_password(root, inventory, vault)
+    if problem is None:
+        return
+    if action in PUBLISHED_PASSWORD_WARN_ONLY:
+        say(f"WARNING: {problem}")
+        return
+    raise Refused(problem)
 
 
 # --- extra vars --------------------------------------------------------------------
@@ -546,8 +609,9 @@ def run_action(opts: Options) -> int:
     """One run of ACTION: runner, redaction, secrets scan, seal; the exit status."""
     root = repo_root()
     name = inventory_name(opts.inventory)
-    run_id = new_run_id(root)
     vault = vault_password_file(root, name)
+    check_vault_password(opts.action, root, opts.inventory, vault)
+    run_id = new_run_id(root)
     extra = parse_extra_vars(opts.extra_vars)
     extra_secrets = extra_var_secrets(extra)
     bundle = claim_bundle(root, name, run_id)
@@ -672,6 +736,16 @@ def parse_iso(value: Any) -> datetime | None:
     return None
 
 
+def plan_hard_stop(value: Any) -> tuple[datetime | None, str | None]:
+    """The GPU plan's hard stop as status.yml hands it over, read with the one format every
+    reader uses: (the moment, None); (None, None) when empty; (None, the refusal naming
+    llmhost_gpu_plan.hard_stop_time) for any other value."""
+    try:
+        return hard_stop_lib.parse(value, PLAN_STOP_VAR), None
+    except hard_stop_lib.HardStopError as error:
+        return None, str(error)
+
+
 def run_start(run_id: str) -> datetime | None:
     match = RUN_ID_TIME.match(run_id)
     if not match:
@@ -720,7 +794,7 @@ def host_status(raw: dict[str, Any], now: datetime, last: dict[str, Any] | None)
     elif last and last.get("started"):
         since, basis = parse_iso(last["started"]), "last run started"
     hours = max(0.0, (now - since).total_seconds() / 3600) if since else None
-    plan_stop = parse_iso(raw.get("hard_stop_time"))
+    plan_stop, plan_error = plan_hard_stop(raw.get("hard_stop_time"))
     timer = by_name.get("llmhost-hard-stop.timer") or {}
     timer_stop = parse_iso(timer.get("next_elapse"))
     stop, source = (plan_stop, "gpu plan") if plan_stop else (timer_stop, "hard-stop timer")
@@ -750,6 +824,7 @@ def host_status(raw: dict[str, Any], now: datetime, last: dict[str, Any] | None)
             "time": iso(stop),
             "source": source if stop else None,
             "seconds_left": None if stop is None else int((stop - now).total_seconds()),
+            "plan_error": plan_error,
             "timer": {"active": timer.get("active"), "next_elapse": timer.get("next_elapse")}
             if timer
             else None,
@@ -834,8 +909,11 @@ def render_status(report: dict[str, Any]) -> str:
                 f"{cost['since']}) x {cost['hourly_budget']:.2f}/h"
             )
         stop = info["hard_stop"]
+        if stop.get("plan_error"):
+            out.append(f"  plan refused   {stop['plan_error']}")
         if stop["time"] is None:
-            out.append("  hard stop      none (no hard_stop_time in the GPU plan, no timer)")
+            plan = "the plan's time refused" if stop.get("plan_error") else "no hard_stop_time"
+            out.append(f"  hard stop      none ({plan} in the GPU plan, no timer)")
         else:
             left = stop["seconds_left"]
             when = f"in {_ago(left)}" if left >= 0 else f"{_ago(left)} ago"
@@ -848,6 +926,7 @@ def run_status(opts: Options) -> int:
     root = repo_root()
     name = inventory_name(opts.inventory)
     vault = vault_password_file(root, name)
+    check_vault_password(opts.action, root, opts.inventory, vault)
     now = utc_now()
     ident = f"status-{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
     private = root / ".cache" / "runner" / ident

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ CASES = [
         "must be a size such as 1G",
     ),
     ({"monitoring_hard_stop_time": "2030-01-01 18:00"}, "monitoring_hard_stop_time", "ISO 8601"),
+    # Unquoted in YAML (the vars file): a timestamp object, refused like every reader does.
+    (
+        {"monitoring_hard_stop_time": datetime(2030, 1, 1, 18, tzinfo=UTC)},
+        "monitoring_hard_stop_time",
+        "this one is a YAML timestamp (unquoted), not a string, got 2030-01-01 18:00:00+00:00."
+        " Fix: write it like '2026-12-04T18:00:00Z'",
+    ),
     ({"monitoring_run_id": "../x"}, "monitoring_run_id", "a safe folder name"),
     # The folders the role owns (preflight-tagged run: a missing refusal could not touch them).
     *(

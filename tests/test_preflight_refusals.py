@@ -4,12 +4,18 @@ variable's name before anything is written; a good CPU plan writes the reports."
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
 import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from role_runner import run_role
+import yaml
+from role_runner import ROOT, run_role
 
 GOOD_MODEL: dict[str, Any] = {
     "name": "mini-gpt2-test",
@@ -98,6 +104,23 @@ def test_bad_plan_refused_before_any_change(
 
 
 @pytest.mark.slow
+def test_an_unquoted_yaml_stop_time_is_refused(tmp_path: Path) -> None:
+    """hard_stop_time: 2099-01-01 00:00:00+00:00 unquoted (the vars file): a YAML timestamp,
+    refused whatever it holds, as every reader of the hard stop refuses it."""
+    plan = {**GOOD_PLAN, "hard_stop_time": datetime(2099, 1, 1, tzinfo=UTC)}
+    result = _run(tmp_path, preflight_route="rented_gpu", preflight_gpu_plan=plan)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    flat = " ".join(out.split())
+    assert (
+        "preflight_gpu_plan.hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with "
+        "seconds and a zone (Z or +HH:MM); this one is a YAML timestamp (unquoted), not a "
+        "string, got 2099-01-01 00:00:00+00:00." in flat
+    ), out
+    assert not (tmp_path / "bundle").exists()
+
+
+@pytest.mark.slow
 def test_model_that_cannot_fit_is_refused_with_numbers(tmp_path: Path) -> None:
     huge = {
         **GOOD_MODEL,
@@ -137,3 +160,136 @@ def test_good_cpu_plan_writes_and_fetches_reports(tmp_path: Path) -> None:
     assert again.returncode == 0
     assert "changed=0" in again.stdout, again.stdout
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+
+
+# --- secrets this repository publishes -------------------------------------------------
+
+EXAMPLE = ROOT / "inventories" / "rented-gpu.example"
+EXAMPLE_PASSWORD = EXAMPLE / "vault-pass.example"
+LAB_PASSWORD = ROOT / ".cache" / "vault" / "lab.pass"
+
+
+def _example_secrets() -> list[str]:
+    """The example vault's values in clear (to prove none of them is ever printed)."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password = EXAMPLE_PASSWORD.read_text(encoding="utf-8").strip().encode()
+    vault = VaultLib([("default", VaultSecret(password))])
+    data = yaml.safe_load(vault.decrypt((EXAMPLE / "group_vars/all/secrets.yml").read_bytes()))
+    keys = data.pop("vault_gateway_keys")
+    return [*data.values(), *keys.values(), password.decode()]
+
+
+def _run_inventory(
+    tmp_path: Path, inventory: Path, extra: dict[str, Any], tags: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """preflight on the inventory's serving host, reached with a local connection."""
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(
+        yaml.safe_dump(
+            {
+                "ansible_connection": "local",
+                "ansible_become": False,
+                "ansible_python_interpreter": sys.executable,
+                "preflight_run_id": "pytest",
+                "preflight_evidence_dir": str(tmp_path / "bundle"),
+                "preflight_models_root": str(tmp_path / "models"),
+                **extra,
+            }
+        ),
+        encoding="utf-8",
+    )
+    play = tmp_path / "play.yml"
+    play.write_text(
+        yaml.safe_dump([{"name": "t", "hosts": "llmhost", "roles": ["preflight"]}]),
+        encoding="utf-8",
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        LLMHOST_FACTS_DIR=str(tmp_path / "facts.d"),
+    )
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory)]
+    cmd += ["--vault-password-file", str(EXAMPLE_PASSWORD), str(play), "-e", f"@{vars_file}"]
+    if LAB_PASSWORD.is_file():  # the lab's generated vault (scripts/lab-init.sh), when present
+        cmd += ["--vault-password-file", str(LAB_PASSWORD)]
+    cmd += ["--tags", tags] if tags else []
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False
+    )
+
+
+@pytest.mark.slow
+def test_a_copied_example_inventory_is_refused_before_any_change(tmp_path: Path) -> None:
+    """cp -r inventories/rented-gpu.example inventories/my-gpu, keys unchanged: refused,
+    naming each variable that holds a published secret (never the value), although the
+    copy carries the example's opt-in along."""
+    copy = tmp_path / "inventories" / "my-gpu"
+    shutil.copytree(EXAMPLE, copy)
+    result = _run_inventory(tmp_path, copy, {})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "preflight refused the inputs before changing anything" in out, out
+    assert "preflight_allow_published_secrets: is true, but this inventory" in out, out
+    assert "Fix: remove llmhost_allow_published_secrets from your copy" in " ".join(out.split())
+    flat = " ".join(out.split()).replace("''", "'")  # the YAML result, lines unwrapped
+    for names, source in (
+        ("llmhost_vllm_api_key, vault_llmhost_vllm_api_key", "vault_llmhost_vllm_api_key"),
+        ("gateway_tenants[0].key, vault_gateway_keys.team_a", "vault_gateway_keys.team_a"),
+        (
+            "gateway_tenants[1].key, evaluation_api_key, vault_gateway_keys.loadtest",
+            "vault_gateway_keys.loadtest",
+        ),
+        ("llmhost_hf_token, vault_hf_token", "vault_hf_token"),
+    ):
+        expected = (
+            f"{names}: hold a secret this repository publishes "
+            f"(inventories/rented-gpu.example/group_vars/all/secrets.yml: {source})"
+        )
+        assert expected in flat, flat
+    assert "openssl rand -hex 24" in flat and "ansible-vault edit" in flat
+    for secret in _example_secrets():
+        assert secret not in out, "a published secret was printed"
+    assert not (tmp_path / "bundle").exists(), "a report was written before the refusal"
+    assert not (tmp_path / "facts.d").exists(), "a host fact was written before the refusal"
+
+
+@pytest.mark.slow
+def test_the_example_itself_is_accepted(tmp_path: Path) -> None:
+    """The example opts in and is the example: its published secrets pass the gate
+    (up to the input checks: its plan is an 80 GiB GPU this machine does not have)."""
+    result = _run_inventory(tmp_path, EXAMPLE, {}, tags="preflight_validate")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Refuse secrets this repository publishes" in out
+
+
+@pytest.mark.slow
+def test_the_example_without_its_opt_in_is_refused(tmp_path: Path) -> None:
+    """What the opt-in lets through: the same gate, the same folder, no opt-in."""
+    result = _run_inventory(
+        tmp_path, EXAMPLE, {"llmhost_allow_published_secrets": False}, tags="preflight_validate"
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "llmhost_vllm_api_key, vault_llmhost_vllm_api_key: hold a secret" in " ".join(
+        out.split()
+    )
+    assert "preflight_allow_published_secrets: is true" not in out
+
+
+@pytest.mark.slow
+def test_the_lab_is_accepted(tmp_path: Path) -> None:
+    """The lab with the keys scripts/lab-init.sh makes (random; stood in for here)."""
+    keys = {
+        "vault_llmhost_vllm_api_key": secrets.token_hex(20),
+        "vault_gateway_keys": {
+            "lab_eval": secrets.token_hex(20),
+            "lab_load": secrets.token_hex(20),
+        },
+    }
+    result = _run_inventory(tmp_path, ROOT / "inventories" / "lab", keys, tags="preflight_validate")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Refuse secrets this repository publishes" in out

@@ -5,6 +5,7 @@ variable's name before anything is installed."""
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,15 @@ def test_bad_input_refused_before_any_change(
         ),
         (
             {"teardown_hard_stop_time": "2099-01-01T00:00:00"},
-            "teardown_hard_stop_time: has no timezone",
+            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
+            " a zone (Z or +HH:MM); this one has no zone (a naive time), got '2099-01-01T00:00:00'."
+            " Fix: write it like '2026-12-04T18:00:00Z' (UTC)",
+        ),
+        (
+            # Unquoted in YAML (the vars file): a timestamp object, refused whatever it holds.
+            {"teardown_hard_stop_time": datetime(2099, 1, 1, tzinfo=UTC)},
+            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
+            " a zone (Z or +HH:MM); this one is a YAML timestamp (unquoted), not a string",
         ),
         (
             # This machine runs no systemd: a valid time is refused for that reason.
@@ -87,7 +96,7 @@ def test_bad_input_refused_before_any_change(
             "does not run systemd, so no timer can enforce it",
         ),
     ],
-    ids=["past", "empty-on-rented", "no-zone", "no-systemd"],
+    ids=["past", "empty-on-rented", "no-zone", "yaml-timestamp", "no-systemd"],
 )
 def test_guard_refused_before_any_change(
     tmp_path: Path, overrides: dict[str, Any], expected: str
@@ -102,8 +111,9 @@ def test_guard_refused_before_any_change(
 
 
 @pytest.mark.slow
-def test_no_guard_in_the_lab_is_accepted(tmp_path: Path) -> None:
-    result = _run_guard(tmp_path, {"teardown_route": "local_cpu", "teardown_hard_stop_time": ""})
+@pytest.mark.parametrize("empty", ["", None], ids=["empty", "null"])
+def test_no_guard_in_the_lab_is_accepted(tmp_path: Path, empty: str | None) -> None:
+    result = _run_guard(tmp_path, {"teardown_route": "local_cpu", "teardown_hard_stop_time": empty})
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "No hard-stop guard on localhost" in out

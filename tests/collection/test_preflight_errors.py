@@ -125,6 +125,8 @@ BAD: list[tuple[dict[str, Any], str, Any]] = [
     (RENTED, "gpu_plan.hard_stop_time", "tomorrow 6pm"),
     (RENTED, "gpu_plan.hard_stop_time", ""),
     (RENTED, "gpu_plan.hard_stop_time", datetime(2026, 11, 23, 6, 0)),  # naive: no timezone
+    # An unquoted YAML timestamp is refused even with a zone (tests/test_hard_stop_format.py).
+    (RENTED, "gpu_plan.hard_stop_time", datetime(2026, 11, 23, 6, tzinfo=UTC)),
     (RENTED, "gpu_plan.goal", ""),
     (RENTED, "gpu_plan.runtime", "   "),
     (RENTED, "gpu_plan.fallback_if_oom", None),
@@ -251,7 +253,6 @@ def test_a_value_that_looks_like_a_token_is_not_shown() -> None:
     [
         ("gpu_plan.hourly_budget", "2.49"),
         ("gpu_plan.instance_vram", "80"),
-        ("gpu_plan.hard_stop_time", datetime(2026, 11, 23, 6, tzinfo=UTC)),
         ("gpu_plan.hard_stop_time", "2026-11-23T07:00:00+01:00"),
         ("gpu_plan.evidence_to_copy_back", ("a.json",)),
         ("model.params", 494032768.0),
@@ -297,5 +298,5 @@ def test_inputs_that_are_not_a_dict() -> None:
 
 def test_filter_refuses_a_bad_now() -> None:
     errors_filter = FilterModule().filters()["preflight_errors"]
-    with pytest.raises(AnsibleFilterError, match="now must be an ISO-8601 time"):
+    with pytest.raises(AnsibleFilterError, match="now: must be a quoted RFC 3339"):
         errors_filter(RENTED, now="2026-11-22T23:00:00")

@@ -121,11 +121,14 @@ def test_guard_accepts(inputs: dict[str, Any], expected: list[str]) -> None:
         ),
         (
             {"route": "local_cpu", "hard_stop_time": "2026-11-23T18:00:00", "poweroff": True},
-            "teardown_hard_stop_time: has no timezone",
+            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and "
+            "a zone (Z or +HH:MM); this one has no zone (a naive time), got "
+            "'2026-11-23T18:00:00'. Fix: write it like '2026-12-04T18:00:00Z' (UTC)",
         ),
         (
             {"route": "local_cpu", "hard_stop_time": "tomorrow 6pm", "poweroff": True},
-            "teardown_hard_stop_time: must be an ISO-8601 time",
+            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and "
+            "a zone (Z or +HH:MM); this one is not a time, got 'tomorrow 6pm'. Fix:",
         ),
         (
             {"route": "rented_gpu", "hard_stop_time": "2026-11-23T18:00:00Z", "poweroff": "yes"},
@@ -169,9 +172,17 @@ def test_oncalendar_is_one_moment_in_utc(value: str, expected: str) -> None:
     assert teardown_oncalendar(value) == expected
 
 
-@pytest.mark.parametrize("value", ["2026-11-23T18:00:00", "", None, "soon"])
-def test_oncalendar_refuses_times_without_a_zone(value: Any) -> None:
-    with pytest.raises(AnsibleFilterError, match="not an ISO-8601 time with a zone"):
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2026-11-23T18:00:00", "has no zone"),
+        ("soon", "is not a time"),
+        ("", "teardown_hard_stop_time is empty"),
+        (None, "teardown_hard_stop_time is empty"),
+    ],
+)
+def test_oncalendar_refuses_times_without_a_zone(value: Any, words: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=words):
         teardown_oncalendar(value)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.llmhost.core.plugins.plugin_utils import hard_stop
 from ansible_collections.llmhost.core.plugins.plugin_utils.model_fit import (
     BYTES_PER_PARAM,
     DEFAULT_GPU_MEMORY_UTILIZATION,
@@ -29,7 +30,6 @@ ROUTES = ("local_cpu", "rented_gpu")
 SOURCES = ("hub", "local", "host")
 DTYPES = tuple(BYTES_PER_PARAM)
 KV_CACHE_DTYPES = ("auto", "fp8")
-STOP_TIME_EXAMPLE = "2026-11-23T18:00:00Z"
 GPU_PLAN_TEXT_FIELDS = ("goal", "model", "runtime", "fallback_if_oom", "shutdown_proof")
 GPU_PLAN_FIELDS = (
     *GPU_PLAN_TEXT_FIELDS,
@@ -46,7 +46,7 @@ GPU_PLAN_FIXES: dict[str, str] = {
     "shutdown_proof": "Say how the end is proven, e.g. shutdown_proof.json.",
     "instance_vram": "Set it to the GPU memory of the instance in GiB, e.g. 80.",
     "hourly_budget": "Set it to the provider's hourly price, e.g. 2.49.",
-    "hard_stop_time": f"Set it to when the rental must end, e.g. {STOP_TIME_EXAMPLE}.",
+    "hard_stop_time": f"Set it to when the rental must end, e.g. '{hard_stop.EXAMPLE}' (quoted).",
     "evidence_to_copy_back": "List the files to copy back, e.g. [environment_report.json].",
 }
 MODEL_SIZE_FIELDS: dict[str, str] = {
@@ -71,45 +71,24 @@ def _var(section: str, key: str) -> str:
 
 
 # --- time -------------------------------------------------------------------------------
-
-
-def parse_time(value: object) -> datetime | None:
-    """An ISO-8601 datetime (naive or aware) from a string or datetime; None if unparsable."""
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, date) or not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
+# The hard stop's one format (and what counts as empty) is plugin_utils/hard_stop.py's.
 
 
 def resolve_now(now: object) -> datetime:
     """``now`` as an aware datetime; the current UTC time when None or empty."""
-    if now is None or now == "":
-        return datetime.now(UTC)
-    parsed = parse_time(now)
-    if parsed is None or parsed.tzinfo is None:
-        raise ValueError(f"now must be an ISO-8601 time with a timezone, got {now!r}")
-    return parsed
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return hard_stop.parse(now, "now") or datetime.now(UTC)
 
 
 def check_stop_time(var: str, value: object, now: datetime, future: bool) -> list[str]:
-    moment = parse_time(value)
-    fix = f"Set it to when the rental must end, e.g. {_iso(now + timedelta(hours=4))}."
-    if moment is None:
-        return [_msg(var, "must be an ISO-8601 time with a timezone", value, fix)]
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return [_msg(var, "has no timezone", value, f"Add one, e.g. {STOP_TIME_EXAMPLE} (UTC).")]
-    if future and moment <= now:
+    try:
+        moment = hard_stop.parse(value, var)
+    except hard_stop.HardStopError as error:
+        return [str(error)]
+    if future and moment is not None and moment <= now:
+        later = hard_stop.utc_text(now + timedelta(hours=4))
         return [
-            f"{var}: lies in the past, got {_iso(moment)} while it is now {_iso(now)}. "
-            + fix.replace("Set it to", "Move it to")
+            f"{var}: lies in the past, got {hard_stop.utc_text(moment)} while it is now "
+            f"{hard_stop.utc_text(now)}. Move it to when the rental must end, e.g. {later}."
         ]
     return []
 
@@ -197,7 +176,8 @@ def check_gpu_plan(plan: object, rented: bool, now: datetime) -> list[str]:
     errors: list[str] = []
     for key in GPU_PLAN_FIELDS:
         value = plan.get(key)
-        if not is_blank(value):
+        blank = hard_stop.is_empty(value) if key == "hard_stop_time" else is_blank(value)
+        if not blank:
             errors += _gpu_plan_field(key, value, rented, now)
         elif rented:
             var = _var("gpu_plan", key)
@@ -377,8 +357,8 @@ def check_models_root(value: object) -> list[str]:
 def preflight_errors(inputs: Mapping[str, Any], now: str | None = None) -> list[str]:
     """Every problem with the preflight inputs, one message each (empty list: all good).
 
-    inputs: {route, gpu_plan, model, serving, models_root}; now: ISO-8601 time the
-    hard stop is compared with (default: the current UTC time).
+    inputs: {route, gpu_plan, model, serving, models_root}; now: the time the hard stop
+    is compared with, in the hard stop's format (default: the current UTC time).
     """
     if not isinstance(inputs, Mapping):
         return [

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.llmhost.core.plugins.plugin_utils import hard_stop
 from ansible_collections.llmhost.core.plugins.plugin_utils.values import (
     as_int,
     as_number,
@@ -22,7 +23,7 @@ ROUTES = ("local_cpu", "rented_gpu")
 UNIT = re.compile(r"^[A-Za-z0-9@._:-]+\.(service|timer|socket|target|path|mount)$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-EXAMPLE_TIME = "2026-11-23T18:00:00Z"
+_iso = hard_stop.utc_text
 
 
 def _msg(var: str, problem: str, value: object, fix: str) -> str:
@@ -167,52 +168,36 @@ def teardown_errors(inputs: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def _parse_time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        return None
+def _now(now: object, name: str) -> datetime:
+    """The time the checks compare with: now (the hard stop's format) or the current time."""
     try:
-        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return hard_stop.parse(now, "now") or datetime.now(UTC)
+    except hard_stop.HardStopError as error:
+        raise AnsibleFilterError(f"llmhost.core.{name}: bad now: {error}") from None
 
 
 def teardown_guard_errors(inputs: Mapping[str, Any], now: object = None) -> list[str]:
-    """Problems with the hard-stop guard's inputs: route, time (future, with a zone)."""
-    current = _parse_time(now) if now not in (None, "") else datetime.now(UTC)
-    if current is None or current.tzinfo is None:
-        raise AnsibleFilterError(f"llmhost.core.teardown_guard_errors: bad now {now!r}")
+    """Problems with the hard-stop guard's inputs: route, time (the one format, future)."""
+    current = _now(now, "teardown_guard_errors")
     route, value = inputs.get("route"), inputs.get("hard_stop_time")
-    fix_time = f"set it to when the rental must end, e.g. {_iso(current + timedelta(hours=4))}"
-    if value in (None, "") or (isinstance(value, str) and not value.strip()):
+    later = _iso(current + timedelta(hours=4))
+    try:
+        moment = hard_stop.parse(value, "teardown_hard_stop_time")
+    except hard_stop.HardStopError as error:
+        return [str(error)]
+    if moment is None:
         if route == "rented_gpu":
             return [
                 "teardown_hard_stop_time: is empty on rented_gpu, so nothing would stop the "
-                f"host if the run is forgotten. Fix: {fix_time} (llmhost_gpu_plan.hard_stop_time)."
+                f"host if the run is forgotten. Fix: set it to when the rental must end, e.g. "
+                f"'{later}' (llmhost_gpu_plan.hard_stop_time)."
             ]
         return []
-    moment = _parse_time(value)
-    if moment is None:
-        return [_msg("teardown_hard_stop_time", "must be an ISO-8601 time", value, fix_time + ".")]
-    if moment.tzinfo is None:
-        return [
-            _msg(
-                "teardown_hard_stop_time",
-                "has no timezone",
-                value,
-                f"add one, e.g. {EXAMPLE_TIME} (UTC).",
-            )
-        ]
     if moment <= current:
         return [
-            f"teardown_hard_stop_time: lies in the past, got {_iso(moment)} while it is now "
-            f"{_iso(current)}, so the guard would never fire (or fire at once). Fix: move it "
-            f"to the end of the rental, e.g. {_iso(current + timedelta(hours=4))}, and re-run."
+            f"teardown_hard_stop_time: lies in the past, got {_iso(moment)} while "
+            f"it is now {_iso(current)}, so the guard would never fire (or fire "
+            f"at once). Fix: move it to the end of the rental, e.g. {later}, and re-run."
         ]
     if not isinstance(inputs.get("poweroff"), bool):
         return [
@@ -227,11 +212,15 @@ def teardown_guard_errors(inputs: Mapping[str, Any], now: object = None) -> list
 
 
 def teardown_oncalendar(value: object) -> str:
-    """An ISO-8601 time with a zone as systemd's OnCalendar in UTC: 'YYYY-MM-DD HH:MM:SS UTC'."""
-    moment = _parse_time(value)
-    if moment is None or moment.tzinfo is None:
+    """A hard-stop time (the one format) as systemd's OnCalendar in UTC:
+    'YYYY-MM-DD HH:MM:SS UTC'."""
+    try:
+        moment = hard_stop.parse(value, "teardown_hard_stop_time")
+    except hard_stop.HardStopError as error:
+        raise AnsibleFilterError(f"llmhost.core.teardown_oncalendar: {error}") from None
+    if moment is None:
         raise AnsibleFilterError(
-            f"llmhost.core.teardown_oncalendar: {value!r} is not an ISO-8601 time with a zone"
+            "llmhost.core.teardown_oncalendar: teardown_hard_stop_time is empty"
         )
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -244,9 +233,7 @@ def teardown_clock_errors(inputs: Mapping[str, Any], now: object = None) -> list
     (host_epoch, max_skew_s), and the armed timer's next elapse (next_elapse: what
     `TZ=UTC systemctl show -p NextElapseUSecRealtime --value` prints, e.g.
     'Tue 2030-01-01 16:00:00 UTC', or '@<unix seconds>') against the plan's hard_stop_time."""
-    current = _parse_time(now) if now not in (None, "") else datetime.now(UTC)
-    if current is None or current.tzinfo is None:
-        raise AnsibleFilterError(f"llmhost.core.teardown_clock_errors: bad now {now!r}")
+    current = _now(now, "teardown_clock_errors")
     errors = []
     if "host_epoch" in inputs:
         try:
@@ -263,10 +250,13 @@ def teardown_clock_errors(inputs: Mapping[str, Any], now: object = None) -> list
                 "chrony), then re-run."
             )
     if "next_elapse" in inputs:
-        planned = _parse_time(inputs.get("hard_stop_time"))
-        raw = str(inputs["next_elapse"] or "").strip()
-        if planned is None or planned.tzinfo is None:
+        try:
+            planned = hard_stop.parse(inputs.get("hard_stop_time"), "teardown_hard_stop_time")
+        except hard_stop.HardStopError as error:
+            raise AnsibleFilterError(f"llmhost.core.teardown_clock_errors: {error}") from None
+        if planned is None:
             raise AnsibleFilterError("llmhost.core.teardown_clock_errors: hard_stop_time is needed")
+        raw = str(inputs["next_elapse"] or "").strip()
         fires = _elapse(raw)
         if fires is None:
             errors.append(
