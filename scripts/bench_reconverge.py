@@ -7,6 +7,11 @@ round so drift on a noisy machine hits both sides alike:
 - old: ANSIBLE_STRATEGY=linear (a new Python over SSH for every task, pipelining on)
 - new: ansible.cfg's llmhost.core.mitogen_linear (one interpreter per host for the run)
 
+With --old-checkout PATH the old side is instead another checkout of this repository
+(e.g. `git worktree add /tmp/base <commit>`; give it the inventory's git-ignored vault),
+run with its own ansible.cfg, playbooks and inventory and the same strategy: old code vs
+new code, side by side on the same host.
+
 Each round writes its evidence into a throwaway folder (never evidence/). Prints one JSON
 document: wall seconds per round, the median of each side, old/new ratio, and the recap's
 changed count per host (the goal: 0 on an unchanged host; every evidence file goes to the
@@ -44,21 +49,27 @@ def recap(stdout: str) -> dict[str, dict[str, int]]:
     }
 
 
-def converge(inventory: Path, side: str, vault: Path | None) -> dict:
+def converge(
+    inventory: Path, side: str, vault: Path | None, old_checkout: Path | None = None
+) -> dict:
+    root = old_checkout if side == "old" and old_checkout is not None else ROOT
+    strategy = {} if old_checkout is not None else SIDES[side]
     with tempfile.TemporaryDirectory(prefix="llmhost-bench-") as bundle:
         env = {
             **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+            "LLMHOST_ROOT": str(root),
             "LLMHOST_EVIDENCE_DIR": bundle,
             "ANSIBLE_CALLBACKS_ENABLED": "llmhost.core.evidence_ledger",
-            **SIDES[side],
+            **strategy,
         }
         if vault is not None:
             env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(vault)
+        inventory = root / inventory.resolve().relative_to(ROOT) if root != ROOT else inventory
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory)]
         started = time.monotonic()
         done = subprocess.run(  # noqa: S603 (our own ansible-playbook, argv list)
-            [*cmd, str(ROOT / "playbooks" / "site.yml")],
+            [*cmd, str(root / "playbooks" / "site.yml")],
             env=env,
             capture_output=True,
             text=True,
@@ -83,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-i", "--inventory", type=Path, default=ROOT / "inventories" / "lab")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side (alternated)")
     parser.add_argument("--vault-password-file", type=Path, default=None)
+    parser.add_argument(
+        "--old-checkout",
+        type=Path,
+        default=None,
+        help="old side: this checkout's code with the same strategy (old code vs new code)",
+    )
     args = parser.parse_args(argv)
     vault = args.vault_password_file
     if vault is None:
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = []
     for n in range(args.rounds):
         for side in ("old", "new") if n % 2 == 0 else ("new", "old"):
-            result = converge(args.inventory, side, vault)
+            result = converge(args.inventory, side, vault, args.old_checkout)
             line = f"[bench] round {n + 1} {side}: {result['wall_s']} s {result['hosts']}"
             print(line, file=sys.stderr)
             rounds.append(result)
@@ -101,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "site.yml re-converge of an unchanged host",
         "inventory": str(args.inventory),
+        "old": str(args.old_checkout) if args.old_checkout else "ANSIBLE_STRATEGY=linear",
+        "new": "this checkout, ansible.cfg's strategy",
         "rounds": rounds,
         "median_wall_s": median,
         "old_over_new": round(median["old"] / median["new"], 2),
