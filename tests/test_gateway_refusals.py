@@ -127,6 +127,7 @@ CASES = [
         "every endpoint needs at least one method",
     ),
     # Scalars and pairs.
+    ({"gateway_worker_connections": 0}, "gateway_worker_connections: must be 64 to 262144"),
     ({"gateway_status_port": 443}, "must be two different ports within 1-65535; got [443, 443]"),
     ({"gateway_max_body_size": "1 GB"}, "gateway_max_body_size: must be an nginx size"),
     ({"gateway_read_timeout_s": 3}, "must exceed gateway_connect_timeout_s (5)"),
@@ -192,5 +193,6 @@ def test_good_nested_inputs_pass_the_checks(tmp_path: Path) -> None:
         ],
         gateway_endpoints=[CHAT, {"path": "/v1/models", "methods": ["GET"]}],
         gateway_enable_embeddings=True,
+        gateway_worker_connections="1024",
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import threading
 import time
@@ -27,6 +28,8 @@ KEYS = {
 UPSTREAM_KEY = "upstream-test-key-0123456789"
 EVIDENCE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+# The scenario's values (converge.yml): what the checks below expect nginx to enforce.
+WORKER_CONNECTIONS = 3072
 
 
 def curl(
@@ -88,6 +91,19 @@ def test_nginx_runs_hardened_as_a_dedicated_user(host) -> None:
         assert expected in props
     workers = host.check_output("ps -o user= -C nginx | sort | uniq -c")
     assert "llmhost-gw" in workers and "www-data" not in workers
+
+
+def test_workers_sized_for_many_clients(host) -> None:
+    """worker_connections and the open-file limit, as nginx and the kernel see them."""
+    conf = host.check_output("nginx -T 2>/dev/null")
+    assert re.search(rf"^\s*worker_connections {WORKER_CONNECTIONS};", conf, re.M)
+    assert re.search(rf"^worker_rlimit_nofile {2 * WORKER_CONNECTIONS};", conf, re.M)
+    pids = host.check_output("pgrep -f '^nginx: (master|worker) process'").split()
+    assert len(pids) >= 2, pids
+    for pid in pids:
+        limits = host.file(f"/proc/{pid}/limits").content_string
+        row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert row.split()[3:5] == [str(2 * WORKER_CONNECTIONS)] * 2, (pid, row)
 
 
 def test_listeners(host) -> None:
