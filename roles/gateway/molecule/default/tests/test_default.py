@@ -7,6 +7,7 @@ control node to the port Molecule publishes on 127.0.0.1:18643.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -30,6 +31,89 @@ EVIDENCE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
 # The scenario's values (converge.yml): what the checks below expect nginx to enforce.
 WORKER_CONNECTIONS = 3072
+HEALTHZ_CACHE_S = 2
+
+# Raw clients, run inside the container (stdlib only, TLS to 127.0.0.1:443): one mode per
+# check, each printing one JSON object.
+CLIENTS = r"""
+import http.client, json, ssl, sys, threading, time
+
+CA = "/etc/nginx/llmhost/tls/gateway.crt"
+CTX = ssl.create_default_context(cafile=CA)
+
+
+def get(path, key=None):
+    conn = http.client.HTTPSConnection("127.0.0.1", 443, context=CTX, timeout=30)
+    t0 = time.monotonic()
+    conn.request("GET", path, headers={"Authorization": "Bearer " + key} if key else {})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp.status, time.monotonic() - t0
+
+
+def burst(n):
+    # n connections made first, then n requests released at once.
+    conns = [http.client.HTTPSConnection("127.0.0.1", 443, context=CTX) for _ in range(n)]
+    for conn in conns:
+        conn.connect()
+    gate, statuses = threading.Barrier(n), []
+
+    def one(conn):
+        gate.wait()
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        resp.read()
+        statuses.append(resp.status)
+
+    threads = [threading.Thread(target=one, args=(c,)) for c in conns]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"statuses": sorted(statuses), "seconds": round(time.monotonic() - t0, 3)}
+
+
+def steady(rate, seconds):
+    statuses, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        statuses.append(get("/healthz")[0])
+        time.sleep(1 / rate)
+    return {"statuses": statuses, "seconds": round(time.monotonic() - t0, 3)}
+
+
+def until(status, limit):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if get("/healthz")[0] == status:
+            return {"seconds": round(time.monotonic() - t0, 3)}
+        time.sleep(0.2)
+    return {"seconds": None}
+
+
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "burst":
+    print(json.dumps(burst(int(args[0]))))
+elif mode == "steady":
+    print(json.dumps(steady(float(args[0]), float(args[1]))))
+elif mode == "until":
+    print(json.dumps(until(int(args[0]), float(args[1]))))
+"""
+
+
+def clients(host, *args: str) -> dict:
+    """Run a mode of CLIENTS inside the container; its JSON answer."""
+    # base64: the script reaches the container byte for byte, whatever quotes it holds.
+    script = base64.b64encode(CLIENTS.encode()).decode()
+    host.run_test(f"echo {script} | base64 -d > /root/llmhost_clients.py")
+    return json.loads(host.check_output(shlex.join(["python3", "/root/llmhost_clients.py", *args])))
+
+
+def health_hits(host) -> int:
+    """/health requests the test backends have answered so far (their journal)."""
+    out = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    return sum(1 for line in out.splitlines() if '"GET /health ' in line)
 
 
 def curl(
@@ -162,6 +246,44 @@ def test_healthz_reports_upstream(host) -> None:
     status, hdrs, body = curl(host, "/healthz")
     assert status == 200 and json.loads(body) == {"status": "ok"}
     assert hdrs["x-request-id"]
+
+
+def test_healthz_shares_one_backend_check(host) -> None:
+    """50 anonymous /healthz at once (within the per-address burst), then a steady 5/s:
+    the backends see about one /health per gateway_healthz_cache_s, not one per request."""
+    time.sleep(HEALTHZ_CACHE_S + 3)  # the cached answer expired, the per-address bucket drained
+    before = health_hits(host)
+    burst = clients(host, "burst", "50")
+    time.sleep(1)  # the backends' lines reach the journal
+    burst_hits = health_hits(host) - before
+    before = health_hits(host)
+    steady = clients(host, "steady", "5", "6")
+    time.sleep(1)
+    steady_hits = health_hits(host) - before
+    print(
+        f"/healthz burst: 50 requests in {burst['seconds']} s -> {burst_hits} backend /health; "
+        f"steady: {len(steady['statuses'])} requests in {steady['seconds']} s -> {steady_hits}"
+    )
+    assert burst["statuses"] == [200] * 50, burst
+    assert 1 <= burst_hits <= 2, burst_hits
+    assert set(steady["statuses"]) == {200}, steady
+    assert 1 <= steady_hits <= steady["seconds"] / HEALTHZ_CACHE_S + 2, steady_hits
+
+
+def test_healthz_follows_the_backends_within_seconds(host) -> None:
+    """Backends stopped: upstream_down within the cache window; started: ok again."""
+    host.run("systemctl stop 'llmhost-test-upstream@*'")
+    try:
+        down = clients(host, "until", "503", "20")
+        status, _, body = curl(host, "/healthz")
+    finally:
+        host.run("systemctl start llmhost-test-upstream@8001 llmhost-test-upstream@8002")
+    up = clients(host, "until", "200", "30")
+    print(f"/healthz: upstream_down {down['seconds']} s after the stop, ok {up['seconds']} s after")
+    assert status == 503 and json.loads(body) == {"status": "upstream_down"}
+    assert down["seconds"] is not None and down["seconds"] <= HEALTHZ_CACHE_S + 2, down
+    assert up["seconds"] is not None and up["seconds"] <= HEALTHZ_CACHE_S + 2, up
+    wait_until_served(host)
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key-0123456789abcdef", UPSTREAM_KEY])
@@ -368,7 +490,12 @@ def test_all_upstreams_down_is_a_json_502(host) -> None:
     try:
         status, _, body = curl(host, "/v1/models", key=KEYS["alice"])
         assert status == 502 and json.loads(body)["error"]["code"] == "upstream_unavailable"
+        # /healthz may answer from its cache for up to gateway_healthz_cache_s.
+        deadline = time.monotonic() + HEALTHZ_CACHE_S + 2
         status, _, body = curl(host, "/healthz")
+        while status != 503 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            status, _, body = curl(host, "/healthz")
         assert status == 503 and json.loads(body) == {"status": "upstream_down"}
     finally:
         host.run("systemctl start llmhost-test-upstream@8001 llmhost-test-upstream@8002")
