@@ -31,15 +31,41 @@ EVIDENCE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
 # The scenario's values (converge.yml): what the checks below expect nginx to enforce.
 WORKER_CONNECTIONS = 3072
+HEADER_TIMEOUT_S = 3
+BODY_TIMEOUT_S = 3
 HEALTHZ_CACHE_S = 2
+ACCESS_LOG = "/var/log/nginx/llmhost-gateway.access.log"
 
 # Raw clients, run inside the container (stdlib only, TLS to 127.0.0.1:443): one mode per
 # check, each printing one JSON object.
 CLIENTS = r"""
-import http.client, json, ssl, sys, threading, time
+import http.client, json, select, socket, ssl, sys, threading, time
 
 CA = "/etc/nginx/llmhost/tls/gateway.crt"
 CTX = ssl.create_default_context(cafile=CA)
+
+
+def tls():
+    raw = socket.create_connection(("127.0.0.1", 443), timeout=30)
+    return CTX.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def closed(sock, wait):
+    # True once the server has closed the connection (EOF or reset, after an answer or
+    # not). Readable without data (a TLS 1.3 session ticket) is not closed.
+    if not select.select([sock], [], [], wait)[0] and not sock.pending():
+        return False
+    sock.settimeout(0.5)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(30)
 
 
 def get(path, key=None):
@@ -92,6 +118,63 @@ def until(status, limit):
     return {"seconds": None}
 
 
+def slow_header(out):
+    # One byte of the request headers per second: never completes.
+    head = b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slow-header\r\n\r\n"
+    t0 = time.monotonic()
+    sock, sent = tls(), 0
+    try:
+        while sent < len(head):
+            sock.sendall(head[sent:sent + 1])
+            sent += 1
+            if closed(sock, 1.0):
+                break
+        else:
+            out.append({"cut_s": None, "bytes": sent})
+            return
+    except OSError:
+        pass
+    out.append({"cut_s": round(time.monotonic() - t0, 3), "bytes": sent, "of": len(head)})
+
+
+def slow_body(key, rid, trickle, out):
+    # Headers at once, then one body byte per second for `trickle` bytes, then nothing.
+    body = b'{"model": "test-model", "messages": []}'.ljust(64)
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nX-Request-Id: {rid}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = tls()
+    sock.sendall(head)
+    alive = True
+    for i in range(trickle):
+        time.sleep(1.0)
+        sock.sendall(body[i:i + 1])
+        alive = alive and not closed(sock, 0)
+    t0 = time.monotonic()
+    while not closed(sock, 0.25):
+        if time.monotonic() - t0 > 20:
+            out.append({"alive_while_trickling": alive, "stall_cut_s": None})
+            return
+    out.append({"alive_while_trickling": alive, "stall_cut_s": round(time.monotonic() - t0, 3)})
+
+
+def slow(key, headers, bodies, trickle, tag):
+    hdr, bod, threads = [], [], []
+    for _ in range(headers):
+        threads.append(threading.Thread(target=slow_header, args=(hdr,)))
+    for i in range(bodies):
+        threads.append(threading.Thread(target=slow_body, args=(key, f"{tag}-{i}", trickle, bod)))
+    for t in threads:
+        t.start()
+    time.sleep(1.5)  # every slow client connected and part-way through
+    normal = [get("/v1/models", key) for _ in range(3)]
+    for t in threads:
+        t.join()
+    return {"headers": hdr, "bodies": bod, "normal": [[s, round(d, 3)] for s, d in normal]}
+
+
 mode, args = sys.argv[1], sys.argv[2:]
 if mode == "burst":
     print(json.dumps(burst(int(args[0]))))
@@ -99,6 +182,8 @@ elif mode == "steady":
     print(json.dumps(steady(float(args[0]), float(args[1]))))
 elif mode == "until":
     print(json.dumps(until(int(args[0]), float(args[1]))))
+elif mode == "slow":
+    print(json.dumps(slow(args[0], int(args[1]), int(args[2]), int(args[3]), args[4])))
 """
 
 
@@ -394,6 +479,33 @@ def test_oversized_body_is_413(host) -> None:
     assert json.loads(body)["error"]["code"] == "request_too_large"
 
 
+def test_slow_clients_are_cut_off_and_others_still_served(host) -> None:
+    """Six clients sending their headers a byte a second and three stalling in their body:
+    each is cut after its timeout, and a normal request meanwhile is answered at once."""
+    tag = f"slow-body-{int(time.time())}"
+    res = clients(host, "slow", KEYS["alice"], "6", "3", "4", tag)
+    header_cuts = sorted(h["cut_s"] for h in res["headers"] if h["cut_s"] is not None)
+    body_cuts = sorted(b["stall_cut_s"] for b in res["bodies"] if b["stall_cut_s"] is not None)
+    print(
+        f"slow clients: header cut after {header_cuts} s, body cut {body_cuts} s after the "
+        f"stall, normal requests meanwhile [status, s] {res['normal']}"
+    )
+    assert len(res["headers"]) == 6 and len(res["bodies"]) == 3, res
+    for h in res["headers"]:
+        assert h["cut_s"] is not None, h
+        assert HEADER_TIMEOUT_S - 0.5 <= h["cut_s"] <= HEADER_TIMEOUT_S + 3, h
+        assert h["bytes"] < h["of"], h
+    for b in res["bodies"]:
+        assert b["alive_while_trickling"], b  # a byte a second: within client_body_timeout
+        assert b["stall_cut_s"] is not None, b
+        assert BODY_TIMEOUT_S - 0.5 <= b["stall_cut_s"] <= BODY_TIMEOUT_S + 3, b
+    assert all(status == 200 and seconds < 1.5 for status, seconds in res["normal"]), res
+    log = host.check_output(f'grep -F \'"request_id":"{tag}-\' {ACCESS_LOG} || true')
+    assert [json.loads(line)["status"] for line in log.splitlines()] == [408] * 3, log
+    upstream_log = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    assert tag not in upstream_log, "a request whose body never came reached a backend"
+
+
 def test_rate_limit_burst_then_429(host) -> None:
     # bob: 6/min with a burst of 2 -> 3 pass at once, the 4th and 5th are 429.
     statuses = []
@@ -430,7 +542,7 @@ def test_request_id_kept_returned_and_logged(host) -> None:
         host, "/v1/chat/completions", key=KEYS["alice"], body=CHAT, headers={"X-Request-Id": rid}
     )
     assert status == 200 and hdrs["x-request-id"] == rid
-    line = host.check_output(f"grep -F '{rid}' /var/log/nginx/llmhost-gateway.access.log | tail -1")
+    line = host.check_output(f"grep -F '{rid}' {ACCESS_LOG} | tail -1")
     entry = json.loads(line)
     assert entry["tenant"] == "alice" and entry["status"] == 200
     assert entry["path"] == "/v1/chat/completions" and entry["method"] == "POST"
