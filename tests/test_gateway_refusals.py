@@ -128,7 +128,13 @@ CASES = [
     ),
     # Scalars and pairs.
     ({"gateway_worker_connections": 0}, "gateway_worker_connections: must be 64 to 262144"),
+    ({"gateway_log_retention_days": -1}, "gateway_log_retention_days: must be a whole number"),
+    ({"gateway_log_max_size": "100 MB"}, "gateway_log_max_size: must be a logrotate size"),
     ({"gateway_healthz_cache_s": 0}, "gateway_healthz_cache_s: must be 1 to 10 s"),
+    (
+        {"gateway_access_log": "/srv/logs/gateway.log"},
+        "must be two different *.log files directly in /var/log/nginx",
+    ),
     ({"gateway_status_port": 443}, "must be two different ports within 1-65535; got [443, 443]"),
     ({"gateway_max_body_size": "1 GB"}, "gateway_max_body_size: must be an nginx size"),
     ({"gateway_read_timeout_s": 3}, "must exceed gateway_connect_timeout_s (5)"),
@@ -196,5 +202,7 @@ def test_good_nested_inputs_pass_the_checks(tmp_path: Path) -> None:
         gateway_enable_embeddings=True,
         gateway_worker_connections="1024",
         gateway_healthz_cache_s=1,
+        gateway_log_retention_days=30,
+        gateway_log_max_size="512k",
     )
     assert result.returncode == 0, result.stdout + result.stderr

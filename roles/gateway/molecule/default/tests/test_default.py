@@ -34,7 +34,10 @@ WORKER_CONNECTIONS = 3072
 HEADER_TIMEOUT_S = 3
 BODY_TIMEOUT_S = 3
 HEALTHZ_CACHE_S = 2
+LOG_RETENTION_DAYS = 7
+LOG_MAX_SIZE = "50M"
 ACCESS_LOG = "/var/log/nginx/llmhost-gateway.access.log"
+ERROR_LOG = "/var/log/nginx/llmhost-gateway.error.log"
 
 # Raw clients, run inside the container (stdlib only, TLS to 127.0.0.1:443): one mode per
 # check, each printing one JSON object.
@@ -732,3 +735,38 @@ def test_evidence_report_has_no_keys() -> None:
     for key in (*KEYS.values(), UPSTREAM_KEY):
         assert key not in report
     assert (EVIDENCE / "gateway_certificate.pem").read_text().startswith("-----BEGIN CERTIFICATE")
+
+
+def test_logrotate_rotates_the_gateway_logs_once(host) -> None:
+    """The role's /etc/logrotate.d/nginx (inventory's retention and size) is the only one
+    that matches the gateway's logs; logrotate runs hourly."""
+    conf = host.file("/etc/logrotate.d/nginx").content_string
+    for line in (
+        "/var/log/nginx/*.log {",
+        "daily",
+        f"rotate {LOG_RETENTION_DAYS}",
+        f"maxsize {LOG_MAX_SIZE}",
+        "create 0640 llmhost-gw adm",
+        "postrotate",
+    ):
+        assert re.search(rf"^\s*{re.escape(line)}$", conf, re.M), line
+    debug = host.run("logrotate -d /etc/logrotate.conf 2>&1")
+    assert debug.rc == 0, debug.stdout
+    for log in (ACCESS_LOG, ERROR_LOG):
+        seen = re.findall(rf"considering log {re.escape(log)}$", debug.stdout, re.M)
+        assert len(seen) == 1, debug.stdout
+    assert f"({LOG_RETENTION_DAYS} rotations)" in debug.stdout, debug.stdout
+    assert not re.search(r"^error:|duplicate", debug.stdout, re.M), debug.stdout
+    calendar = host.check_output("systemctl show logrotate.timer -p TimersCalendar --value")
+    assert "OnCalendar=*-*-* *:00:00" in calendar, calendar
+
+
+def test_a_rotation_reopens_the_logs(host) -> None:
+    """After a rotation nginx writes to the new file (postrotate reopened it)."""
+    host.run_test("logrotate -f /etc/logrotate.d/nginx")
+    time.sleep(1)
+    rid = f"after-rotation-{int(time.time())}"
+    assert curl(host, "/v1/models", key=KEYS["alice"], headers={"X-Request-Id": rid})[0] == 200
+    assert host.file(f"{ACCESS_LOG}.1").exists
+    assert rid in host.file(ACCESS_LOG).content_string
+    assert rid not in host.file(f"{ACCESS_LOG}.1").content_string
