@@ -1,6 +1,8 @@
-"""The gateway role's input checks, run for real on localhost (preflight tag only): bad
-server names, a firewall that would lock out this run's SSH port, client limits out of
-range; each refused with the variable's name, before anything is installed or written."""
+"""The gateway role's input checks, run for real on localhost (preflight tag only): the
+shapes in meta/argument_specs.yml (tenants, upstreams, endpoints, tenant defaults, choices)
+and the cross-field rules of tasks/preflight.yml (unique names and keys, key format, limits,
+ports, paths, server names, the firewall's SSH port, numbers in range, sizes); each refused
+with the variable's name, before anything is installed or written, and no key is shown."""
 
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ import pytest
 from role_runner import run_role
 
 KEY = "gateway-refusal-key-0123456789"
+KEY_B = "gateway-refusal-key-bob-0123456789"
+UPSTREAM_KEY = "upstream-refusal-key-0123456789"
+ALICE = {"name": "alice", "key": KEY}
+CHAT = {"path": "/v1/chat/completions", "methods": ["POST"]}
 
 
 def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
     extra: dict[str, Any] = {
-        "gateway_tenants": [{"name": "alice", "key": KEY}],
-        "gateway_upstream_api_key": "upstream-refusal-key-0123456789",
+        "gateway_tenants": [ALICE],
+        "gateway_upstream_api_key": UPSTREAM_KEY,
         "gateway_evidence_dir": str(tmp_path / "bundle"),
         "gateway_firewall_enabled": False,
     }
@@ -25,8 +31,13 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
     return run_role(tmp_path, "gateway", extra, tags="gateway_preflight")
 
 
+def _tenants(*extra: dict[str, Any]) -> dict[str, Any]:
+    return {"gateway_tenants": [ALICE, *extra]}
+
+
 CASES = [
-    ({"gateway_server_names": ["llm.example.com;"]}, "gateway_server_names must list DNS names"),
+    # Server names, the firewall's SSH port, client limits (cross-field rules).
+    ({"gateway_server_names": ["llm.example.com;"]}, "gateway_server_names: must list DNS names"),
     ({"gateway_server_names": ["a b"]}, "refused: ['a b']"),
     ({"gateway_server_names": ["x.com { return 200; }"]}, "gateway_server_names"),
     ({"gateway_server_names": ["-bad.example.com"]}, "gateway_server_names"),
@@ -34,11 +45,116 @@ CASES = [
     ({"gateway_server_names": []}, "an empty list"),
     (
         {"gateway_firewall_enabled": True, "gateway_firewall_ssh_port": 22, "ansible_port": 2222},
-        "gateway_firewall_ssh_port (22) is not the port this run",
+        "gateway_firewall_ssh_port: 22 is not the port this run",
     ),
     ({"gateway_client_header_timeout_s": 0}, "gateway_client_header_timeout_s"),
     ({"gateway_anonymous_rate_per_minute": 0}, "gateway_anonymous_rate_per_minute"),
+    # Nested shapes (meta/argument_specs.yml).
+    (
+        {"gateway_tenants": [{"name": "alice"}]},
+        "missing required arguments: key found in gateway_tenants",
+    ),
+    (
+        {"gateway_tenants": [{**ALICE, "colour": "red"}]},
+        "gateway_tenants.colour. Supported parameters include",
+    ),
+    (
+        {"gateway_tenant_defaults": {"rate_per_minute": 60}},
+        "missing required arguments: concurrency, rate_burst found in gateway_tenant_defaults",
+    ),
+    (
+        {"gateway_upstreams": [{"host": "127.0.0.1", "port": "eighty"}]},
+        "argument 'port' is of type str found in 'gateway_upstreams'",
+    ),
+    (
+        {"gateway_endpoints": [{"path": "/v1/models"}]},
+        "missing required arguments: methods found in gateway_endpoints",
+    ),
+    (
+        {"gateway_endpoints": [{"path": "/v1/models", "methods": ["FETCH"]}]},
+        "value of methods must be one or more of: GET, POST, PUT, PATCH, DELETE",
+    ),
+    (
+        {"gateway_tls_protocols": ["TLSv1", "TLSv1.2"]},
+        "value of gateway_tls_protocols must be one or more of: TLSv1.2, TLSv1.3",
+    ),
+    ({"gateway_http": "on"}, "value of gateway_http must be one of: off, redirect"),
+    # Tenants (cross-field rules; keys never shown).
+    ({"gateway_tenants": []}, "gateway_tenants: no tenant is defined"),
+    (_tenants({"name": "Team A", "key": KEY_B}), "starting with a letter; got ['Team A']"),
+    (_tenants({"name": "alice", "key": KEY_B}), "the names ['alice'] are used more than once"),
+    (
+        _tenants({"name": "bob", "key": KEY.upper()}),
+        "tenants ['alice', 'bob'] share one key (nginx compares keys ignoring case)",
+    ),
+    (
+        _tenants({"name": "bob", "key": "bob-short-key"}),
+        "the keys of tenants ['bob'] are not 16 to 200 characters",
+    ),
+    (
+        _tenants({"name": "bob", "key": "bob key with spaces 0123456789"}),
+        "the keys of tenants ['bob'] are not 16 to 200 characters",
+    ),
+    (
+        _tenants({"name": "bob", "key": KEY_B, "rate_per_minute": 0}),
+        "got ['bob.rate_per_minute=0']",
+    ),
+    (_tenants({"name": "bob", "key": KEY_B, "rate_burst": -1}), "got ['bob.rate_burst=-1']"),
+    (
+        {"gateway_tenant_defaults": {"rate_per_minute": 60, "rate_burst": 5, "concurrency": 0}},
+        "got ['alice.concurrency=0']",
+    ),
+    # Upstreams and vLLM's key.
+    ({"gateway_upstreams": []}, "gateway_upstreams: no vLLM backend is listed"),
+    (
+        {"gateway_upstreams": [{"host": "127.0.0.1", "port": 70000}]},
+        "port 1-65535; got ['127.0.0.1:70000']",
+    ),
+    ({"gateway_upstreams": [{"host": "::1", "port": 8000}]}, "[IPv6] address and port 1-65535"),
+    (
+        {"gateway_upstream_api_key": "short-upstream"},
+        "gateway_upstream_api_key: must be vLLM's API key",
+    ),
+    # The allowlist.
+    (
+        {"gateway_endpoints": [{"path": "v1/chat/completions", "methods": ["POST"]}]},
+        "other than /healthz; got ['v1/chat/completions']",
+    ),
+    ({"gateway_endpoints": [{"path": "/healthz", "methods": ["GET"]}]}, "got ['/healthz']"),
+    ({"gateway_endpoints": [CHAT, CHAT]}, "['/v1/chat/completions'] listed twice"),
+    (
+        {"gateway_endpoints": [{"path": "/v1/models", "methods": []}]},
+        "every endpoint needs at least one method",
+    ),
+    # Scalars and pairs.
+    ({"gateway_worker_connections": 0}, "gateway_worker_connections: must be 64 to 262144"),
+    ({"gateway_log_retention_days": -1}, "gateway_log_retention_days: must be a whole number"),
+    ({"gateway_log_max_size": "100 MB"}, "gateway_log_max_size: must be a logrotate size"),
+    ({"gateway_healthz_cache_s": 0}, "gateway_healthz_cache_s: must be 1 to 10 s"),
+    (
+        {"gateway_access_log": "/srv/logs/gateway.log"},
+        "must be two different *.log files directly in /var/log/nginx",
+    ),
+    ({"gateway_status_port": 443}, "must be two different ports within 1-65535; got [443, 443]"),
+    ({"gateway_max_body_size": "1 GB"}, "gateway_max_body_size: must be an nginx size"),
+    ({"gateway_read_timeout_s": 3}, "must exceed gateway_connect_timeout_s (5)"),
+    (
+        {"gateway_tls_certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n"},
+        "gateway_tls_certificate / gateway_tls_private_key: give both as PEM",
+    ),
+    (
+        {"gateway_tls_valid_days": 90, "gateway_tls_renew_days": 90},
+        "shorter than the validity; got 90 of 90 days",
+    ),
 ]
+
+
+def _secrets(overrides: dict[str, Any]) -> set[str]:
+    """Every key of the run (tenants', vLLM's), as it was given and in upper case."""
+    tenants = overrides.get("gateway_tenants", [ALICE])
+    keys = {KEY, UPSTREAM_KEY, str(overrides.get("gateway_upstream_api_key", UPSTREAM_KEY))}
+    keys |= {str(t["key"]) for t in tenants if isinstance(t, dict) and "key" in t}
+    return {k for k in keys if k} | {k.upper() for k in keys if k}
 
 
 @pytest.mark.slow
@@ -50,7 +166,8 @@ def test_bad_input_refused_before_any_change(
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert expected in out, out
-    assert KEY not in out, "a tenant key reached the output"
+    for secret in _secrets(overrides):
+        assert secret not in out, "a key reached the output"
     assert not (tmp_path / "bundle").exists(), "evidence was written before the refusal"
 
 
@@ -58,4 +175,34 @@ def test_bad_input_refused_before_any_change(
 def test_good_names_pass_the_checks(tmp_path: Path) -> None:
     names = ["llm.example.com", "*.example.com", "localhost", "10.0.0.5", "::1"]
     result = _run(tmp_path, gateway_server_names=names)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_good_nested_inputs_pass_the_checks(tmp_path: Path) -> None:
+    """Full shapes pass, numbers given as strings (-e, templated handovers) included."""
+    result = _run(
+        tmp_path,
+        gateway_tenants=[
+            ALICE,
+            {
+                "name": "batch_2",
+                "key": KEY_B,
+                "rate_per_minute": "60",
+                "rate_burst": 0,
+                "concurrency": 4,
+            },
+        ],
+        gateway_tenant_defaults={"rate_per_minute": 120, "rate_burst": 10, "concurrency": "8"},
+        gateway_upstreams=[
+            {"host": "[::1]", "port": "8000"},
+            {"host": "vllm-1.internal", "port": 8001},
+        ],
+        gateway_endpoints=[CHAT, {"path": "/v1/models", "methods": ["GET"]}],
+        gateway_enable_embeddings=True,
+        gateway_worker_connections="1024",
+        gateway_healthz_cache_s=1,
+        gateway_log_retention_days=30,
+        gateway_log_max_size="512k",
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -7,8 +7,10 @@ control node to the port Molecule publishes on 127.0.0.1:18643.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shlex
 import threading
 import time
@@ -27,6 +29,179 @@ KEYS = {
 UPSTREAM_KEY = "upstream-test-key-0123456789"
 EVIDENCE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+# The scenario's values (converge.yml): what the checks below expect nginx to enforce.
+WORKER_CONNECTIONS = 3072
+HEADER_TIMEOUT_S = 3
+BODY_TIMEOUT_S = 3
+HEALTHZ_CACHE_S = 2
+LOG_RETENTION_DAYS = 7
+LOG_MAX_SIZE = "50M"
+ACCESS_LOG = "/var/log/nginx/llmhost-gateway.access.log"
+ERROR_LOG = "/var/log/nginx/llmhost-gateway.error.log"
+
+# Raw clients, run inside the container (stdlib only, TLS to 127.0.0.1:443): one mode per
+# check, each printing one JSON object.
+CLIENTS = r"""
+import http.client, json, select, socket, ssl, sys, threading, time
+
+CA = "/etc/nginx/llmhost/tls/gateway.crt"
+CTX = ssl.create_default_context(cafile=CA)
+
+
+def tls():
+    raw = socket.create_connection(("127.0.0.1", 443), timeout=30)
+    return CTX.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def closed(sock, wait):
+    # True once the server has closed the connection (EOF or reset, after an answer or
+    # not). Readable without data (a TLS 1.3 session ticket) is not closed.
+    if not select.select([sock], [], [], wait)[0] and not sock.pending():
+        return False
+    sock.settimeout(0.5)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(30)
+
+
+def get(path, key=None):
+    conn = http.client.HTTPSConnection("127.0.0.1", 443, context=CTX, timeout=30)
+    t0 = time.monotonic()
+    conn.request("GET", path, headers={"Authorization": "Bearer " + key} if key else {})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp.status, time.monotonic() - t0
+
+
+def burst(n):
+    # n connections made first, then n requests released at once.
+    conns = [http.client.HTTPSConnection("127.0.0.1", 443, context=CTX) for _ in range(n)]
+    for conn in conns:
+        conn.connect()
+    gate, statuses = threading.Barrier(n), []
+
+    def one(conn):
+        gate.wait()
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        resp.read()
+        statuses.append(resp.status)
+
+    threads = [threading.Thread(target=one, args=(c,)) for c in conns]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"statuses": sorted(statuses), "seconds": round(time.monotonic() - t0, 3)}
+
+
+def steady(rate, seconds):
+    statuses, t0 = [], time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        statuses.append(get("/healthz")[0])
+        time.sleep(1 / rate)
+    return {"statuses": statuses, "seconds": round(time.monotonic() - t0, 3)}
+
+
+def until(status, limit):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if get("/healthz")[0] == status:
+            return {"seconds": round(time.monotonic() - t0, 3)}
+        time.sleep(0.2)
+    return {"seconds": None}
+
+
+def slow_header(out):
+    # One byte of the request headers per second: never completes.
+    head = b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slow-header\r\n\r\n"
+    t0 = time.monotonic()
+    sock, sent = tls(), 0
+    try:
+        while sent < len(head):
+            sock.sendall(head[sent:sent + 1])
+            sent += 1
+            if closed(sock, 1.0):
+                break
+        else:
+            out.append({"cut_s": None, "bytes": sent})
+            return
+    except OSError:
+        pass
+    out.append({"cut_s": round(time.monotonic() - t0, 3), "bytes": sent, "of": len(head)})
+
+
+def slow_body(key, rid, trickle, out):
+    # Headers at once, then one body byte per second for `trickle` bytes, then nothing.
+    body = b'{"model": "test-model", "messages": []}'.ljust(64)
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nX-Request-Id: {rid}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = tls()
+    sock.sendall(head)
+    alive = True
+    for i in range(trickle):
+        time.sleep(1.0)
+        sock.sendall(body[i:i + 1])
+        alive = alive and not closed(sock, 0)
+    t0 = time.monotonic()
+    while not closed(sock, 0.25):
+        if time.monotonic() - t0 > 20:
+            out.append({"alive_while_trickling": alive, "stall_cut_s": None})
+            return
+    out.append({"alive_while_trickling": alive, "stall_cut_s": round(time.monotonic() - t0, 3)})
+
+
+def slow(key, headers, bodies, trickle, tag):
+    hdr, bod, threads = [], [], []
+    for _ in range(headers):
+        threads.append(threading.Thread(target=slow_header, args=(hdr,)))
+    for i in range(bodies):
+        threads.append(threading.Thread(target=slow_body, args=(key, f"{tag}-{i}", trickle, bod)))
+    for t in threads:
+        t.start()
+    time.sleep(1.5)  # every slow client connected and part-way through
+    normal = [get("/v1/models", key) for _ in range(3)]
+    for t in threads:
+        t.join()
+    return {"headers": hdr, "bodies": bod, "normal": [[s, round(d, 3)] for s, d in normal]}
+
+
+mode, args = sys.argv[1], sys.argv[2:]
+if mode == "burst":
+    print(json.dumps(burst(int(args[0]))))
+elif mode == "steady":
+    print(json.dumps(steady(float(args[0]), float(args[1]))))
+elif mode == "until":
+    print(json.dumps(until(int(args[0]), float(args[1]))))
+elif mode == "slow":
+    print(json.dumps(slow(args[0], int(args[1]), int(args[2]), int(args[3]), args[4])))
+"""
+
+
+def clients(host, *args: str) -> dict:
+    """Run a mode of CLIENTS inside the container; its JSON answer."""
+    # base64: the script reaches the container byte for byte, whatever quotes it holds.
+    script = base64.b64encode(CLIENTS.encode()).decode()
+    host.run_test(f"echo {script} | base64 -d > /root/llmhost_clients.py")
+    return json.loads(host.check_output(shlex.join(["python3", "/root/llmhost_clients.py", *args])))
+
+
+def health_hits(host) -> int:
+    """/health requests the test backends have answered so far (their journal)."""
+    out = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    return sum(1 for line in out.splitlines() if '"GET /health ' in line)
 
 
 def curl(
@@ -90,6 +265,19 @@ def test_nginx_runs_hardened_as_a_dedicated_user(host) -> None:
     assert "llmhost-gw" in workers and "www-data" not in workers
 
 
+def test_workers_sized_for_many_clients(host) -> None:
+    """worker_connections and the open-file limit, as nginx and the kernel see them."""
+    conf = host.check_output("nginx -T 2>/dev/null")
+    assert re.search(rf"^\s*worker_connections {WORKER_CONNECTIONS};", conf, re.M)
+    assert re.search(rf"^worker_rlimit_nofile {2 * WORKER_CONNECTIONS};", conf, re.M)
+    pids = host.check_output("pgrep -f '^nginx: (master|worker) process'").split()
+    assert len(pids) >= 2, pids
+    for pid in pids:
+        limits = host.file(f"/proc/{pid}/limits").content_string
+        row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert row.split()[3:5] == [str(2 * WORKER_CONNECTIONS)] * 2, (pid, row)
+
+
 def test_listeners(host) -> None:
     assert host.socket("tcp://0.0.0.0:443").is_listening
     assert host.socket("tcp://0.0.0.0:80").is_listening  # the redirect
@@ -146,6 +334,44 @@ def test_healthz_reports_upstream(host) -> None:
     status, hdrs, body = curl(host, "/healthz")
     assert status == 200 and json.loads(body) == {"status": "ok"}
     assert hdrs["x-request-id"]
+
+
+def test_healthz_shares_one_backend_check(host) -> None:
+    """50 anonymous /healthz at once (within the per-address burst), then a steady 5/s:
+    the backends see about one /health per gateway_healthz_cache_s, not one per request."""
+    time.sleep(HEALTHZ_CACHE_S + 3)  # the cached answer expired, the per-address bucket drained
+    before = health_hits(host)
+    burst = clients(host, "burst", "50")
+    time.sleep(1)  # the backends' lines reach the journal
+    burst_hits = health_hits(host) - before
+    before = health_hits(host)
+    steady = clients(host, "steady", "5", "6")
+    time.sleep(1)
+    steady_hits = health_hits(host) - before
+    print(
+        f"/healthz burst: 50 requests in {burst['seconds']} s -> {burst_hits} backend /health; "
+        f"steady: {len(steady['statuses'])} requests in {steady['seconds']} s -> {steady_hits}"
+    )
+    assert burst["statuses"] == [200] * 50, burst
+    assert 1 <= burst_hits <= 2, burst_hits
+    assert set(steady["statuses"]) == {200}, steady
+    assert 1 <= steady_hits <= steady["seconds"] / HEALTHZ_CACHE_S + 2, steady_hits
+
+
+def test_healthz_follows_the_backends_within_seconds(host) -> None:
+    """Backends stopped: upstream_down within the cache window; started: ok again."""
+    host.run("systemctl stop 'llmhost-test-upstream@*'")
+    try:
+        down = clients(host, "until", "503", "20")
+        status, _, body = curl(host, "/healthz")
+    finally:
+        host.run("systemctl start llmhost-test-upstream@8001 llmhost-test-upstream@8002")
+    up = clients(host, "until", "200", "30")
+    print(f"/healthz: upstream_down {down['seconds']} s after the stop, ok {up['seconds']} s after")
+    assert status == 503 and json.loads(body) == {"status": "upstream_down"}
+    assert down["seconds"] is not None and down["seconds"] <= HEALTHZ_CACHE_S + 2, down
+    assert up["seconds"] is not None and up["seconds"] <= HEALTHZ_CACHE_S + 2, up
+    wait_until_served(host)
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key-0123456789abcdef", UPSTREAM_KEY])
@@ -256,6 +482,33 @@ def test_oversized_body_is_413(host) -> None:
     assert json.loads(body)["error"]["code"] == "request_too_large"
 
 
+def test_slow_clients_are_cut_off_and_others_still_served(host) -> None:
+    """Six clients sending their headers a byte a second and three stalling in their body:
+    each is cut after its timeout, and a normal request meanwhile is answered at once."""
+    tag = f"slow-body-{int(time.time())}"
+    res = clients(host, "slow", KEYS["alice"], "6", "3", "4", tag)
+    header_cuts = sorted(h["cut_s"] for h in res["headers"] if h["cut_s"] is not None)
+    body_cuts = sorted(b["stall_cut_s"] for b in res["bodies"] if b["stall_cut_s"] is not None)
+    print(
+        f"slow clients: header cut after {header_cuts} s, body cut {body_cuts} s after the "
+        f"stall, normal requests meanwhile [status, s] {res['normal']}"
+    )
+    assert len(res["headers"]) == 6 and len(res["bodies"]) == 3, res
+    for h in res["headers"]:
+        assert h["cut_s"] is not None, h
+        assert HEADER_TIMEOUT_S - 0.5 <= h["cut_s"] <= HEADER_TIMEOUT_S + 3, h
+        assert h["bytes"] < h["of"], h
+    for b in res["bodies"]:
+        assert b["alive_while_trickling"], b  # a byte a second: within client_body_timeout
+        assert b["stall_cut_s"] is not None, b
+        assert BODY_TIMEOUT_S - 0.5 <= b["stall_cut_s"] <= BODY_TIMEOUT_S + 3, b
+    assert all(status == 200 and seconds < 1.5 for status, seconds in res["normal"]), res
+    log = host.check_output(f'grep -F \'"request_id":"{tag}-\' {ACCESS_LOG} || true')
+    assert [json.loads(line)["status"] for line in log.splitlines()] == [408] * 3, log
+    upstream_log = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    assert tag not in upstream_log, "a request whose body never came reached a backend"
+
+
 def test_rate_limit_burst_then_429(host) -> None:
     # bob: 6/min with a burst of 2 -> 3 pass at once, the 4th and 5th are 429.
     statuses = []
@@ -292,7 +545,7 @@ def test_request_id_kept_returned_and_logged(host) -> None:
         host, "/v1/chat/completions", key=KEYS["alice"], body=CHAT, headers={"X-Request-Id": rid}
     )
     assert status == 200 and hdrs["x-request-id"] == rid
-    line = host.check_output(f"grep -F '{rid}' /var/log/nginx/llmhost-gateway.access.log | tail -1")
+    line = host.check_output(f"grep -F '{rid}' {ACCESS_LOG} | tail -1")
     entry = json.loads(line)
     assert entry["tenant"] == "alice" and entry["status"] == 200
     assert entry["path"] == "/v1/chat/completions" and entry["method"] == "POST"
@@ -352,7 +605,12 @@ def test_all_upstreams_down_is_a_json_502(host) -> None:
     try:
         status, _, body = curl(host, "/v1/models", key=KEYS["alice"])
         assert status == 502 and json.loads(body)["error"]["code"] == "upstream_unavailable"
+        # /healthz may answer from its cache for up to gateway_healthz_cache_s.
+        deadline = time.monotonic() + HEALTHZ_CACHE_S + 2
         status, _, body = curl(host, "/healthz")
+        while status != 503 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            status, _, body = curl(host, "/healthz")
         assert status == 503 and json.loads(body) == {"status": "upstream_down"}
     finally:
         host.run("systemctl start llmhost-test-upstream@8001 llmhost-test-upstream@8002")
@@ -477,3 +735,38 @@ def test_evidence_report_has_no_keys() -> None:
     for key in (*KEYS.values(), UPSTREAM_KEY):
         assert key not in report
     assert (EVIDENCE / "gateway_certificate.pem").read_text().startswith("-----BEGIN CERTIFICATE")
+
+
+def test_logrotate_rotates_the_gateway_logs_once(host) -> None:
+    """The role's /etc/logrotate.d/nginx (inventory's retention and size) is the only one
+    that matches the gateway's logs; logrotate runs hourly."""
+    conf = host.file("/etc/logrotate.d/nginx").content_string
+    for line in (
+        "/var/log/nginx/*.log {",
+        "daily",
+        f"rotate {LOG_RETENTION_DAYS}",
+        f"maxsize {LOG_MAX_SIZE}",
+        "create 0640 llmhost-gw adm",
+        "postrotate",
+    ):
+        assert re.search(rf"^\s*{re.escape(line)}$", conf, re.M), line
+    debug = host.run("logrotate -d /etc/logrotate.conf 2>&1")
+    assert debug.rc == 0, debug.stdout
+    for log in (ACCESS_LOG, ERROR_LOG):
+        seen = re.findall(rf"considering log {re.escape(log)}$", debug.stdout, re.M)
+        assert len(seen) == 1, debug.stdout
+    assert f"({LOG_RETENTION_DAYS} rotations)" in debug.stdout, debug.stdout
+    assert not re.search(r"^error:|duplicate", debug.stdout, re.M), debug.stdout
+    calendar = host.check_output("systemctl show logrotate.timer -p TimersCalendar --value")
+    assert "OnCalendar=*-*-* *:00:00" in calendar, calendar
+
+
+def test_a_rotation_reopens_the_logs(host) -> None:
+    """After a rotation nginx writes to the new file (postrotate reopened it)."""
+    host.run_test("logrotate -f /etc/logrotate.d/nginx")
+    time.sleep(1)
+    rid = f"after-rotation-{int(time.time())}"
+    assert curl(host, "/v1/models", key=KEYS["alice"], headers={"X-Request-Id": rid})[0] == 200
+    assert host.file(f"{ACCESS_LOG}.1").exists
+    assert rid in host.file(ACCESS_LOG).content_string
+    assert rid not in host.file(f"{ACCESS_LOG}.1").content_string
