@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -231,6 +232,8 @@ def test_parse_metrics_without_vllms_series_tells_nothing() -> None:
         line for line in _metrics().splitlines() if "generation_tokens_total" not in line
     )
     assert liveness.parse_metrics(no_tokens) is None
+    no_waiting = "\n".join(line for line in _metrics().splitlines() if "waiting{" not in line)
+    assert liveness.parse_metrics(no_waiting) == liveness.Progress(33, 0, 610)
     assert liveness.parse_metrics(_metrics(running="garbage")) is None  # type: ignore[arg-type]
 
 
@@ -325,6 +328,37 @@ def test_check_against_a_server_that_is_busy_then_hung(server: str) -> None:
     _Fake.metrics = [_metrics(gen=532)]
     verdict = liveness.check(settings)
     assert verdict.state == "failed" and "no progress" in verdict.detail
+
+
+def test_check_finds_the_shared_test_double_busy_under_load() -> None:
+    """With the project's OpenAI test double (vLLM's metric names): a probe that times out
+    while other requests run and complete is busy, not hung."""
+    from evaluation_server import server as double
+    from evaluation_server import serving
+
+    settings = double.Settings("tiny", _Fake.key, ttft_ms=300, token_ms=1)
+    stop = threading.Event()
+    with serving(settings) as url:
+
+        def load() -> None:
+            body = json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 4}).encode()
+            headers = {"Authorization": f"Bearer {_Fake.key}"}
+            while not stop.is_set():
+                request = urllib.request.Request(url + "/v1/completions", body, headers)  # noqa: S310
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                    response.read()
+
+        threads = [threading.Thread(target=load, daemon=True) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        try:
+            verdict = liveness.check(_settings(url, _Fake.key, timeout=0.1, window=1.5))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+    assert verdict.state == "busy", verdict
+    assert "running" in verdict.detail
 
 
 # --- main: the count, the log, the restart -----------------------------------------------

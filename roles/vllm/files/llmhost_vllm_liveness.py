@@ -153,21 +153,22 @@ def probe(s: Settings) -> Answer:
 
 
 def parse_metrics(text: str) -> Progress | None:
-    """The three figures from Prometheus text, each summed over its series; None when
-    one is missing or unreadable (then nothing can be told from it)."""
-    wanted = {RUNNING, WAITING, *TOKENS}
+    """The figures from Prometheus text, each summed over its series (engines); None
+    when the running gauge or a token counter is missing or unreadable (then nothing can
+    be told from it). The waiting gauge is only reported: 0 when absent."""
+    needed = {RUNNING, *TOKENS}
     sums: dict[str, float] = {}
     for line in text.splitlines():
         match = _SAMPLE.match(line)
-        if not match or match[1] not in wanted:
+        if not match or match[1] not in (needed | {WAITING}):
             continue
         try:
             sums[match[1]] = sums.get(match[1], 0.0) + float(match[2])
         except ValueError:
             return None
-    if not wanted <= sums.keys():
+    if not needed <= sums.keys():
         return None
-    return Progress(sums[RUNNING], sums[WAITING], sum(sums[name] for name in TOKENS))
+    return Progress(sums[RUNNING], sums.get(WAITING, 0.0), sum(sums[name] for name in TOKENS))
 
 
 def read_progress(s: Settings) -> Progress | None:
