@@ -349,6 +349,15 @@ class StreamLoad:
             thread.join(max(0.0, deadline - time.monotonic()))
         return [i for i, thread in enumerate(self._threads) if thread.is_alive()]
 
+    def kinds(self, start: float = 0.0, end: float = float("inf")) -> dict[str, int]:
+        """Outcomes of the streams that ended in [START, END), in detail (refused 502, ...)."""
+        out: dict[str, int] = {}
+        with self._lock:
+            for outcome in self.outcomes:
+                if start <= outcome.ended < end:
+                    out[outcome.kind] = out.get(outcome.kind, 0) + 1
+        return out
+
     def counts(self, start: float = 0.0, end: float = float("inf")) -> dict[str, int]:
         """Outcomes of the streams that ended in [START, END), by kind (complete, refused,
         broken, hung)."""

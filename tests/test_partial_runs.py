@@ -329,6 +329,13 @@ def _liveness_journal(since: float) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("liveness:")]
 
 
+def _gateway_errors(since: float) -> list[str]:
+    """The gateway's error log lines since SINCE (why a request was refused)."""
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(since))
+    log = _in_lab("cat", "/var/log/nginx/llmhost-gateway.error.log").splitlines()
+    return [line[:300] for line in log if line[:19] >= stamp][-20:]
+
+
 def _vault() -> dict[str, Any]:
     done = subprocess.run(
         [
@@ -468,7 +475,7 @@ def test_saturation_longer_than_the_liveness_window_restarts_nothing(
             "streams": streams,
             "seconds": seconds,
             "liveness_window_s": WINDOW_S,
-            "outcomes": counts,
+            "outcomes": load.kinds(),
             "num_requests_running_max": max(running, default=0),
             "num_requests_running_min": min(running, default=0),
             "probes": kinds,
@@ -478,7 +485,7 @@ def test_saturation_longer_than_the_liveness_window_restarts_nothing(
         },
     )
     assert not stuck, f"workers hung past their own timeout: {stuck}"
-    assert set(counts) == {"complete"}, counts  # every stream completed
+    assert set(counts) == {"complete"}, (load.kinds(), _gateway_errors(since))  # all completed
     assert max(running, default=0) >= slots, f"never saturated: {running}"
     assert _unit("MainPID") == pid and _unit("NRestarts") == restarts
     assert kinds["failed"] == kinds["restarting"] == 0, probes
@@ -516,6 +523,7 @@ def test_kill_under_load_heals_and_no_client_hangs(converged: dict[str, str], ta
             "recovery_s": recovery,
             "before_kill": load.counts(0, killed),
             "during_recovery": load.counts(killed, killed + recovery),
+            "during_recovery_kinds": load.kinds(killed, killed + recovery),
             "after_recovery": load.counts(killed + recovery),
             "broken_kinds": sorted({o.kind for o in load.outcomes if o.kind.startswith("broken")}),
             "restarts": int(_unit("NRestarts")) - restarts,
