@@ -364,13 +364,16 @@ def test_check_finds_the_shared_test_double_busy_under_load() -> None:
 # --- main: the count, the log, the restart -----------------------------------------------
 
 
-def _run_main(monkeypatch, tmp_path: Path, verdicts: list[object]) -> list[list[str]]:
+def _run_main(
+    monkeypatch, tmp_path: Path, verdicts: list[object], state: str = "active"
+) -> list[list[str]]:
     """Run main() once per verdict with failures=2; return the commands it ran."""
     commands: list[list[str]] = []
     monkeypatch.setenv("LIVENESS_MODEL", "tiny")
     monkeypatch.setenv("LIVENESS_FAILURES", "2")
     monkeypatch.setenv("LIVENESS_STATE", str(tmp_path / "state.json"))
     monkeypatch.setattr(liveness, "seconds_active", lambda _: 10_000.0)
+    monkeypatch.setattr(liveness, "active_state", lambda _: state)
     monkeypatch.setattr(liveness.subprocess, "run", lambda argv, **_: commands.append(argv))
     for verdict in verdicts:
         monkeypatch.setattr(liveness, "check", lambda _s, v=verdict: v)
@@ -478,3 +481,13 @@ def test_smoke_reads_the_key_from_the_env_file(tmp_path: Path) -> None:
     assert smoke.api_key({"VLLM_API_KEY_FILE": str(env_file)}) == "from-the-file-0123456789"
     assert smoke.api_key({"VLLM_API_KEY": "plain"}) == "plain"
     assert smoke.api_key({}) == ""
+
+
+def test_a_unit_being_stopped_is_never_restarted(monkeypatch, tmp_path: Path, capsys) -> None:
+    """An operator's stop while probes fail: not counted, no restart (the stop would be
+    cancelled by it)."""
+    failed = liveness.Verdict("failed", "no answer (Connection refused)")
+    commands = _run_main(monkeypatch, tmp_path, [failed] * 4, state="deactivating")
+    assert commands == []
+    assert capsys.readouterr().out.count("vllm is deactivating; not counted, not restarted") == 4
+    assert liveness.read_count(tmp_path / "state.json") == 0

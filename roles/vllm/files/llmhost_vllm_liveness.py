@@ -14,7 +14,9 @@ So, on a timeout, the probe reads vLLM's /metrics twice, WINDOW seconds apart:
 
 A refused connection, an HTTP error or a malformed answer is counted at once (dead or
 broken). After FAILURES counted probes in a row it restarts the service and logs why. The
-count lives in a small JSON file; a completion or a busy verdict resets it.
+count lives in a small JSON file; a completion or a busy verdict resets it. A failure is not
+counted when the service is no longer active by the time the probe ends (an operator's or a
+teardown's stop is never undone from here).
 
 The unit runs this with the host's /usr/bin/python3 and the standard library only, not
 with the vLLM venv's Python (which has prometheus_client): the watchdog must not depend on
@@ -116,6 +118,17 @@ def seconds_active(service: str) -> float | None:
     if stamp_us <= 0:
         return None
     return time.monotonic() - stamp_us / 1e6
+
+
+def active_state(service: str) -> str:
+    """systemd's ActiveState of the service (active, deactivating, inactive, ...)."""
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        ["systemctl", "show", "--property=ActiveState", "--value", service],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or "unknown"
 
 
 def in_grace(active_for: float | None, grace: float) -> bool:
@@ -253,6 +266,13 @@ def main() -> int:
     count = next_count(read_count(s.state), failure)
     if failure is None:
         print(f"liveness: {verdict.state}: {verdict.detail}", flush=True)
+        write_count(s.state, 0, None)
+        return 0
+    state = active_state(s.service)
+    if state != "active":
+        # Stopped or being stopped while the probe ran (an operator, a teardown, systemd's
+        # own restart): not a failure of a running server, and never restarted from here.
+        print(f"liveness: {s.service} is {state}; not counted, not restarted", flush=True)
         write_count(s.state, 0, None)
         return 0
     print(f"liveness: probe {count}/{s.failures} failed: {failure}", flush=True)
