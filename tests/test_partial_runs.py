@@ -10,6 +10,18 @@ then, on that converged host:
 - eval.yml alone evaluates through the gateway, reading its certificate from the host;
 - status answers from the host's local facts.
 
+And the host's reliability, live (figures printed, with -s, and written to
+/tmp/llmhost-live-figures.json):
+
+- no secret of the lab vault shows in any process's command line or environment
+  (sampled in the container every 0.2 s during the first converge over SSH), in the
+  journal or in sudo's and auth's logs;
+- vllm_max_num_seqs streams through the gateway for longer than the liveness window
+  restart nothing: the probe finds vLLM busy, not hung;
+- the engine core or the API server killed under load: the unit heals, every client gets
+  an error or a whole stream, none hangs; a stopped (hung) engine core is restarted by
+  the liveness timer.
+
 Every run writes its evidence into a throwaway folder, never into evidence/.
 """
 
@@ -20,10 +32,24 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from lab_live import (
+    Allowed,
+    Gateway,
+    Sampler,
+    Samples,
+    StreamLoad,
+    leaves,
+    scan_processes,
+    scan_text,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -45,6 +71,26 @@ SERVE_TAGS = [
     "gateway",
     "monitoring",
 ]
+
+CONTAINER = LAB_ENV["LLMHOST_LAB_NAME"]
+GATEWAY_PORT = int(LAB_ENV["LLMHOST_LAB_GATEWAY_PORT"])
+# Liveness on this host, in every run of the module (a run without them would change the
+# units): a 60 s window (interval x failures); a 1 s probe timeout, so that a saturated
+# server's queue makes probes time out and the busy check has work to do (the lab's
+# streams last about 1.5 s: 110 tokens within a 128-token context); a grace above the
+# lab's model load (40-80 s); room in StartLimitBurst for the restarts the kill tests cause.
+LIVENESS = {
+    "vllm_liveness_interval_s": 20,
+    "vllm_liveness_timeout_s": 1,
+    "vllm_liveness_failures": 3,
+    "vllm_liveness_grace_s": 120,
+    "vllm_liveness_progress_window_s": 3,
+    "vllm_restart_burst": 20,
+}
+WINDOW_S = LIVENESS["vllm_liveness_interval_s"] * LIVENESS["vllm_liveness_failures"]
+CLIENT_TIMEOUT_S = 60  # a streaming client gives up after this long without a byte
+FIGURES_FILE = Path("/tmp/llmhost-live-figures.json")  # noqa: S108 - asked for by name
+FIGURES: dict[str, Any] = {}
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -90,6 +136,8 @@ def _play(
             "-i",
             str(INVENTORY),
             str(ROOT / "playbooks" / playbook),
+            "-e",
+            json.dumps(LIVENESS),
             *args,
         ],
         env=run_env,
@@ -120,16 +168,41 @@ def _changed_tasks(stdout: str) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Converge:
+    env: dict[str, str]
+    samples: Samples  # what the process sampler saw in the container during the SSH runs
+
+
 @pytest.fixture(scope="module")
-def converged(lab: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Train the mini GPT-2 (a short CPU run) and serve it: the converged host."""
+def converge_run(
+    lab: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Converge]:
+    """Train the mini GPT-2 (a short CPU run) and serve it, over SSH with sudo, while a
+    sampler in the container records every process's command line and environment."""
     bundle = tmp_path_factory.mktemp("converge")
-    train, _ = _play(lab, bundle, "train.yml", "-e", "mini_gpt2_training_steps=20")
-    assert train.returncode == 0, _tail(train)
-    site, recap = _play(lab, bundle, "site.yml")
-    assert site.returncode == 0, _tail(site)
-    assert recap["llmhost-lab"]["failed"] == 0
-    return lab
+    # Beside the bundle, 0600, deleted after the module: vLLM's own environment (its key,
+    # from its 0600 EnvironmentFile) is in it.
+    sampler = Sampler(CONTAINER, tmp_path_factory.mktemp("sampler") / "processes.jsonl")
+    try:
+        train, _ = _play(lab, bundle, "train.yml", "-e", "mini_gpt2_training_steps=20")
+        site, recap = (None, {}) if train.returncode else _play(lab, bundle, "site.yml")
+    finally:
+        samples = sampler.stop()
+    try:
+        assert train.returncode == 0, _tail(train)
+        assert site is not None
+        assert site.returncode == 0, _tail(site)
+        assert recap["llmhost-lab"]["failed"] == 0
+        yield Converge(lab, samples)
+    finally:
+        sampler.out.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def converged(converge_run: Converge) -> dict[str, str]:
+    """The converged host (trained and served)."""
+    return converge_run.env
 
 
 def test_site_again_changes_nothing_on_the_host(converged: dict[str, str], tmp_path: Path) -> None:
@@ -185,3 +258,335 @@ def test_eval_alone_reads_the_certificate_from_the_host(
         .read_text(encoding="utf-8")
         .startswith("-----BEGIN CERTIFICATE-----")
     )
+
+
+# --- live: secrets, saturation, kills --------------------------------------------------------
+
+
+def _figure(name: str, value: object) -> None:
+    """Print a figure (pytest -s) and keep every figure of the module in FIGURES_FILE."""
+    FIGURES[name] = value
+    print(f"\n[figures] {name}: {json.dumps(value, sort_keys=True)}", flush=True)
+    FIGURES_FILE.write_text(json.dumps(FIGURES, indent=2, sort_keys=True) + "\n", "utf-8")
+
+
+def _in_lab(*argv: str, timeout: float = 120) -> str:
+    """Run ARGV in the lab container (docker exec, as root); its stdout."""
+    done = subprocess.run(
+        ["docker", "exec", CONTAINER, *argv],
+        capture_output=True,
+        text=True,
+        errors="replace",  # binary logs (wtmp) are scanned as text too
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"{argv[:3]}: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+def _unit(prop: str, unit: str = "vllm") -> str:
+    return _in_lab("systemctl", "show", unit, "-p", prop, "--value").strip()
+
+
+def _active_for() -> float:
+    """Seconds since vLLM last became active, on the container's monotonic clock."""
+    code = (
+        "import subprocess, time; s = subprocess.run(['systemctl', 'show', 'vllm', '-p', "
+        "'ActiveEnterTimestampMonotonic', '--value'], capture_output=True, text=True)"
+        ".stdout.strip(); print(time.monotonic() - int(s or 0) / 1e6)"
+    )
+    return float(_in_lab("python3", "-c", code))
+
+
+def _wait_past_grace() -> None:
+    """Failed probes count only after the grace: wait for it (plus one interval)."""
+    wait = LIVENESS["vllm_liveness_grace_s"] + LIVENESS["vllm_liveness_interval_s"]
+    wait -= _active_for()
+    if wait > 0:
+        time.sleep(wait)
+
+
+def _engine_cores(main_pid: str) -> list[str]:
+    """PIDs of vLLM's engine core (process title VLLM::EngineCore), a child of MAIN_PID."""
+    children = _in_lab("ps", "-o", "pid=,args=", "--ppid", main_pid).splitlines()
+    return [line.split()[0] for line in children if "EngineCore" in line]
+
+
+def _vllm_processes() -> dict[str, int]:
+    """vLLM's processes in the container by title (VLLM::EngineCore, VLLM::Worker)."""
+    out: dict[str, int] = {}
+    for line in _in_lab("ps", "-eo", "args=").splitlines():
+        if line.startswith("VLLM::"):
+            out[line.split()[0]] = out.get(line.split()[0], 0) + 1
+    return out
+
+
+def _liveness_journal(since: float) -> list[str]:
+    out = _in_lab(
+        "journalctl", "--no-pager", "-o", "cat", "-u", "vllm-liveness.service",
+        f"--since=@{since:.0f}",
+    )  # fmt: skip
+    return [line for line in out.splitlines() if line.startswith("liveness:")]
+
+
+def _gateway_errors(since: float) -> list[str]:
+    """The gateway's error log lines since SINCE (why a request was refused)."""
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(since))
+    log = _in_lab("cat", "/var/log/nginx/llmhost-gateway.error.log").splitlines()
+    return [line[:300] for line in log if line[:19] >= stamp][-20:]
+
+
+def _vault() -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            str(BIN / "ansible-vault"),
+            "view",
+            "--vault-password-file",
+            str(VAULT_PASS),
+            str(INVENTORY / "group_vars" / "all" / "vault.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return yaml.safe_load(done.stdout)
+
+
+def _inventory() -> dict[str, Any]:
+    return yaml.safe_load(
+        (INVENTORY / "group_vars" / "all" / "llmhost.yml").read_text(encoding="utf-8")
+    )
+
+
+def _gateway() -> Gateway:
+    """The gateway on 127.0.0.1, its certificate read from the host, the load tenant's key."""
+    fact = json.loads(_in_lab("cat", "/etc/ansible/facts.d/llmhost_gateway.fact"))
+    return Gateway(
+        host="127.0.0.1",
+        port=GATEWAY_PORT,
+        ca_pem=_in_lab("cat", fact["certificate"]),
+        key=_vault()["vault_gateway_keys"]["lab_load"],
+        model=_inventory()["llmhost_model"]["name"],
+    )
+
+
+def _wait_200(gateway: Gateway, since: float, limit: float = 420) -> float:
+    """Seconds from SINCE until a completion through the gateway answers 200."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if gateway.answers_200(timeout=10):
+            return round(time.time() - since, 1)
+        time.sleep(0.5)
+    pytest.fail(f"no 200 through the gateway within {limit} s")
+
+
+def test_no_vault_secret_in_processes_journal_or_logs_of_the_ssh_run(
+    converge_run: Converge,
+) -> None:
+    secrets = {name: value for name, value in leaves(_vault()) if len(value) >= 8}
+    assert len(secrets) >= 3, sorted(secrets)  # the vLLM key and both tenant keys, at least
+    samples = converge_run.samples
+    # Not vacuous: the sampler ran through the whole converge and saw the SSH run's own
+    # processes (Mitogen's interpreters, sudo) and the services it started.
+    assert samples.snapshots >= 100, samples.snapshots
+    assert samples.ansible, "the sampler saw no process of the Ansible run"
+    assert any(p.command.startswith("sudo ") for p in samples.processes), "no sudo seen"
+    assert any(p.in_unit("vllm.service") for p in samples.processes), "vLLM not seen"
+    # vLLM and its liveness probe hold vLLM's key in their environment by design (their
+    # 0600 EnvironmentFile); anything else, anywhere else, is a leak.
+    allowed = [
+        Allowed(unit, "VLLM_API_KEY", "vault_llmhost_vllm_api_key")
+        for unit in ("vllm.service", "vllm-liveness.service")
+    ]
+    leaks, held = scan_processes(samples.processes, secrets, allowed)
+    journal = _in_lab("journalctl", "--no-pager", "-o", "cat", timeout=300)
+    leaks += scan_text("the journal", journal, secrets)
+    # Every text log besides the journal: auth.log and sudo's own log when present,
+    # nginx's access and error logs (the tenants' keys arrive there as headers), apt, dpkg.
+    logs = _in_lab(
+        "find", "/var/log", "-path", "/var/log/journal", "-prune", "-o", "-type", "f",
+        "-size", "-64M", "-print",
+    ).split()  # fmt: skip
+    for log in logs:
+        leaks += scan_text(log, _in_lab("cat", log), secrets)
+    sudo_lines = [line for line in journal.splitlines() if "COMMAND=" in line]
+    _figure(
+        "secrets_scan",
+        {
+            "sampler_snapshots": samples.snapshots,
+            "sampler_seconds": round((samples.last or 0) - (samples.first or 0), 1),
+            "processes_seen": len(samples.processes),
+            "ansible_processes_seen": len(samples.ansible),
+            "ansible_examples": sorted({p.command[:80] for p in samples.ansible})[:5],
+            "secrets_checked": sorted(secrets),
+            "journal_lines": len(journal.splitlines()),
+            "sudo_journal_lines": len(sudo_lines),
+            "log_files": logs,
+            "allowed_holdings": held,
+            "leaks": len(leaks),
+        },
+    )
+    assert sudo_lines, "sudo logged nothing to the journal: its log was not scanned"
+    assert held, "vLLM's own environment was not seen: the environ sampling did not work"
+    assert not leaks, "\n".join(leaks[:20])
+
+
+def test_saturation_longer_than_the_liveness_window_restarts_nothing(
+    converged: dict[str, str],
+) -> None:
+    gateway = _gateway()
+    # Every slot taken, and a queue: with exactly max_num_seqs streams the probe takes the
+    # first slot that frees (the lab's streams are short) and never waits long enough to
+    # time out; half as many again keep requests waiting, as under real saturation.
+    slots = int(_inventory()["llmhost_serving"]["max_num_seqs"])
+    streams = slots + slots // 2
+    _wait_past_grace()
+    pid, restarts = _unit("MainPID"), _unit("NRestarts")
+    since = time.time()
+    load = StreamLoad(gateway, streams, max_tokens=110, timeout=CLIENT_TIMEOUT_S)
+    running: list[float] = []
+    try:
+        # One interval more than the window: three counted probes would have restarted it.
+        while time.time() - since < WINDOW_S + LIVENESS["vllm_liveness_interval_s"] + 10:
+            metrics = _in_lab("curl", "-s", "--max-time", "5", "http://127.0.0.1:8000/metrics")
+            running += [
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("vllm:num_requests_running{")
+            ]
+            assert _unit("MainPID") == pid, "vLLM was restarted under load"
+            time.sleep(5)
+    finally:
+        stuck = load.stop(join_timeout=CLIENT_TIMEOUT_S + 30)
+    seconds = round(time.time() - since, 1)
+    probes = _liveness_journal(since)
+    counts = load.counts()
+    kinds = {
+        "ok": sum(line.startswith("liveness: ok") for line in probes),
+        "busy": sum(line.startswith("liveness: busy") for line in probes),
+        "failed": sum("failed" in line for line in probes),
+        "restarting": sum("restarting" in line for line in probes),
+    }
+    _figure(
+        "saturation",
+        {
+            "max_num_seqs": slots,
+            "streams": streams,
+            "seconds": seconds,
+            "liveness_window_s": WINDOW_S,
+            "outcomes": load.kinds(),
+            "num_requests_running_max": max(running, default=0),
+            "num_requests_running_min": min(running, default=0),
+            "probes": kinds,
+            "busy_examples": [line for line in probes if "busy" in line][:3],
+            "restarts": int(_unit("NRestarts")) - int(restarts),
+            "main_pid_unchanged": _unit("MainPID") == pid,
+        },
+    )
+    assert not stuck, f"workers hung past their own timeout: {stuck}"
+    assert set(counts) == {"complete"}, (load.kinds(), _gateway_errors(since))  # all completed
+    assert max(running, default=0) >= slots, f"never saturated: {running}"
+    assert _unit("MainPID") == pid and _unit("NRestarts") == restarts
+    assert kinds["failed"] == kinds["restarting"] == 0, probes
+    assert kinds["ok"] + kinds["busy"] >= WINDOW_S // LIVENESS["vllm_liveness_interval_s"], probes
+    # Not vacuous: probes did time out under the load (the old probe counted these).
+    assert kinds["busy"] >= 1, probes
+
+
+@pytest.mark.parametrize("target", ["engine_core", "api_server"])
+def test_kill_under_load_heals_and_no_client_hangs(converged: dict[str, str], target: str) -> None:
+    gateway = _gateway()
+    streams = 8
+    assert gateway.answers_200(), "not serving before the kill"
+    pid, restarts = _unit("MainPID"), int(_unit("NRestarts"))
+    engines = _engine_cores(pid)
+    assert len(engines) == 1, f"engine cores under {pid}: {engines}"
+    load = StreamLoad(gateway, streams, max_tokens=110, timeout=CLIENT_TIMEOUT_S)
+    try:
+        deadline = time.time() + 60
+        while load.counts().get("complete", 0) < streams and time.time() < deadline:
+            time.sleep(0.5)
+        killed = time.time()
+        _in_lab("kill", "-9", engines[0] if target == "engine_core" else pid)
+        recovery = _wait_200(gateway, killed)
+        time.sleep(10)  # streams after the recovery complete again
+    finally:
+        stuck = load.stop(join_timeout=CLIENT_TIMEOUT_S + 30)
+    new_pid = _unit("MainPID")
+    hung = [o for o in load.outcomes if o.kind == "hung"]
+    _figure(
+        f"kill_{target}",
+        {
+            "signal": "SIGKILL",
+            "streams": streams,
+            "recovery_s": recovery,
+            "before_kill": load.counts(0, killed),
+            "during_recovery": load.counts(killed, killed + recovery),
+            "during_recovery_kinds": load.kinds(killed, killed + recovery),
+            "after_recovery": load.counts(killed + recovery),
+            "broken_kinds": sorted({o.kind for o in load.outcomes if o.kind.startswith("broken")}),
+            "restarts": int(_unit("NRestarts")) - restarts,
+        },
+    )
+    assert not stuck, f"workers hung past their own timeout: {stuck}"
+    assert not hung, hung
+    assert _unit("ActiveState") == "active"
+    assert new_pid not in ("0", pid), "the unit was not restarted"
+    assert int(_unit("NRestarts")) > restarts
+    assert load.counts(killed + recovery).get("complete"), "no stream completed after the heal"
+    assert len(_engine_cores(new_pid)) == 1, "no engine core under the new API server"
+    assert _vllm_processes() == {"VLLM::EngineCore": 1, "VLLM::Worker": 1}, "leftovers"
+
+
+def test_hung_engine_core_is_restarted_by_the_liveness_timer(converged: dict[str, str]) -> None:
+    gateway = _gateway()
+    _wait_past_grace()
+    pid = _unit("MainPID")
+    engine = _engine_cores(pid)[0]
+    stopped = time.time()
+    # Detected: at most one interval until the first probe, then `failures` counted probes
+    # an interval apart, each taking the timeout, two /metrics reads and the window.
+    budget = (
+        WINDOW_S
+        + LIVENESS["vllm_liveness_timeout_s"]
+        + LIVENESS["vllm_liveness_progress_window_s"]
+        + 2 * 5
+        + 15
+    )
+    try:
+        _in_lab("kill", "-STOP", engine)
+        restart_line = None
+        while time.time() - stopped < budget + 30 and restart_line is None:
+            time.sleep(2)
+            restart_line = next(
+                (line for line in _liveness_journal(stopped) if "restarting" in line), None
+            )
+        detected = round(time.time() - stopped, 1)
+        recovery = _wait_200(gateway, stopped)
+    finally:
+        # Nothing may stay stopped: continue every process of the unit and the old engine.
+        subprocess.run(
+            ["docker", "exec", CONTAINER, "systemctl", "kill", "-s", "SIGCONT", "vllm"],
+            capture_output=True,
+            check=False,
+        )
+        subprocess.run(
+            ["docker", "exec", CONTAINER, "kill", "-CONT", engine], capture_output=True, check=False
+        )
+    probes = _liveness_journal(stopped)
+    states = _in_lab("ps", "-eo", "stat=,pid=,args=").splitlines()
+    _figure(
+        "hung_engine_core",
+        {
+            "signal": "SIGSTOP",
+            "restart_by_liveness_after_s": detected if restart_line else None,
+            "budget_s": budget,
+            "recovery_s": recovery,
+            "probes": probes,
+        },
+    )
+    assert restart_line, f"the liveness timer did not restart vLLM within {budget + 30} s"
+    assert detected <= budget + 5, f"restart after {detected} s (budget {budget} s)"
+    assert _unit("ActiveState") == "active" and _unit("MainPID") not in ("0", pid)
+    assert not [s for s in states if s.split()[0].startswith("T")], "stopped processes remain"

@@ -54,6 +54,17 @@ def test_bound_to_loopback_only(host) -> None:
     assert not host.socket("tcp://0.0.0.0:8000").is_listening
 
 
+def test_an_idle_connection_outlives_vllms_default_keepalive(host) -> None:
+    """vllm_http_keepalive_s (75) > the gateway's pooled idle connections (nginx: 60 s): a
+    connection idle for longer than vLLM's default 5 s still carries the next request."""
+    code = (
+        "import http.client, time; c = http.client.HTTPConnection('127.0.0.1', 8000, timeout=30)"
+        "; c.request('GET', '/health'); c.getresponse().read(); time.sleep(8)"
+        "; c.request('GET', '/health'); print(c.getresponse().status)"
+    )
+    assert host.check_output(f"python3 -c {shlex.quote(code)}") == "200"
+
+
 def test_key_is_not_on_any_command_line(host) -> None:
     env = host.file("/etc/llmhost/vllm.env")
     assert env.mode == 0o600
