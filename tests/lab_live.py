@@ -236,9 +236,9 @@ def scan_text(label: str, text: str, secrets: Mapping[str, str]) -> list[str]:
 class Gateway:
     host: str
     port: int
-    ca_pem: str
-    key: str
-    model: str
+    ca_pem: str = field(repr=False)
+    key: str = field(repr=False)  # never in a repr: pytest prints arguments on failures
+    model: str = ""
 
     def connect(self, timeout: float) -> http.client.HTTPSConnection:
         context = ssl.create_default_context(cadata=self.ca_pem)

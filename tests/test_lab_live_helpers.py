@@ -185,6 +185,11 @@ def test_stream_verdicts(gateway: Gateway, mode: str, kind: str) -> None:
     assert gateway.stream(max_tokens=4, timeout=0.5) == kind
 
 
+def test_the_gateways_key_is_never_in_its_repr(gateway: Gateway) -> None:
+    assert gateway.key not in repr(gateway)
+    assert "BEGIN CERTIFICATE" not in repr(gateway)
+
+
 def test_stream_load_counts_by_kind_and_stops(gateway: Gateway) -> None:
     _Gateway.mode = "complete"
     load = StreamLoad(gateway, streams=3, max_tokens=4, timeout=5)
