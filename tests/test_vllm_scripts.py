@@ -394,7 +394,7 @@ def test_hung_in_a_row_restarts(monkeypatch, tmp_path: Path, capsys) -> None:
     failed = liveness.Verdict("failed", "no answer in 20 s; hung: no progress")
     ok = liveness.Verdict("ok", "answered in 0.10 s")
     commands = _run_main(monkeypatch, tmp_path, [failed, ok, failed, failed])
-    assert commands == [["systemctl", "restart", "vllm"]]
+    assert commands == [["systemctl", "--job-mode=fail", "restart", "vllm"]]
     out = capsys.readouterr().out
     assert "liveness: ok: answered" in out
     assert "restarting vllm after 2 failed probes in a row (last: no answer in 20 s" in out

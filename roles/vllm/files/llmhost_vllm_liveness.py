@@ -284,7 +284,8 @@ def main() -> int:
         flush=True,
     )
     write_count(s.state, 0, failure)
-    subprocess.run(["systemctl", "restart", s.service], check=False)  # noqa: S603, S607
+    # --job-mode=fail: a stop an operator queued meanwhile wins; the restart is refused.
+    subprocess.run(["systemctl", "--job-mode=fail", "restart", s.service], check=False)  # noqa: S603, S607
     return 1
 
 
