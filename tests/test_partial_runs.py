@@ -1,7 +1,8 @@
 """Partial runs on a converged host, the way an operator runs them over SSH.
 
 A second lab host (its own container, SSH on 127.0.0.1:2223, gateway on 127.0.0.1:8444;
-the user's lab on 2222/8443 is left alone) is trained and served with the lab inventory,
+the user's lab on 2222/8443 is left alone; LLMHOST_PARTIAL_NAME, LLMHOST_PARTIAL_SSH_PORT and
+LLMHOST_PARTIAL_GATEWAY_PORT choose others) is trained and served with the lab inventory,
 then, on that converged host:
 
 - site.yml again changes nothing (changed=0; every evidence file goes to the bundle);
@@ -55,10 +56,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventories" / "lab"
 VAULT_PASS = ROOT / ".cache" / "vault" / "lab.pass"
+# Another container name and ports (LLMHOST_PARTIAL_NAME, _SSH_PORT, _GATEWAY_PORT) let two
+# checkouts run this module at once without removing each other's host.
 LAB_ENV = {
-    "LLMHOST_LAB_NAME": "llmhost-partial",
-    "LLMHOST_LAB_SSH_PORT": "2223",
-    "LLMHOST_LAB_GATEWAY_PORT": "8444",
+    "LLMHOST_LAB_NAME": os.environ.get("LLMHOST_PARTIAL_NAME", "llmhost-partial"),
+    "LLMHOST_LAB_SSH_PORT": os.environ.get("LLMHOST_PARTIAL_SSH_PORT", "2223"),
+    "LLMHOST_LAB_GATEWAY_PORT": os.environ.get("LLMHOST_PARTIAL_GATEWAY_PORT", "8444"),
 }
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 # Every tag serve.yml offers: one per role, plus the guard of the pre_tasks.
