@@ -264,16 +264,17 @@ class Gateway:
         except (OSError, http.client.HTTPException):
             return False
 
-    def stream(self, max_tokens: int, timeout: float) -> str:
-        """One streamed completion: complete (200, `data: [DONE]` and no error event),
-        refused (another status), broken (an error event, cut off, a connection error) or
-        hung (nothing for TIMEOUT s)."""
+    def stream(self, max_tokens: int, timeout: float, n: int = 1) -> str:
+        """One streamed completion (N choices, each a sequence of its own in vLLM):
+        complete (200, `data: [DONE]` and no error event), refused (another status), broken
+        (an error event, cut off, a connection error) or hung (nothing for TIMEOUT s)."""
         body = {
             "model": self.model,
             "prompt": "Once upon a time",
             "max_tokens": max_tokens,
             "ignore_eos": True,
             "stream": True,
+            "n": n,
         }
         conn = self.connect(timeout)
         try:
@@ -320,8 +321,10 @@ class Outcome:
 class StreamLoad:
     """N workers, each streaming one completion after another until stop()."""
 
-    def __init__(self, gateway: Gateway, streams: int, max_tokens: int, timeout: float) -> None:
-        self.gateway, self.max_tokens, self.timeout = gateway, max_tokens, timeout
+    def __init__(
+        self, gateway: Gateway, streams: int, max_tokens: int, timeout: float, n: int = 1
+    ) -> None:
+        self.gateway, self.max_tokens, self.timeout, self.n = gateway, max_tokens, timeout, n
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -334,7 +337,7 @@ class StreamLoad:
     def _work(self, worker: int) -> None:
         while not self._stop.is_set():
             started = time.time()
-            kind = self.gateway.stream(self.max_tokens, self.timeout)
+            kind = self.gateway.stream(self.max_tokens, self.timeout, self.n)
             with self._lock:
                 self.outcomes.append(Outcome(worker, started, time.time(), kind))
             if kind != "complete":
