@@ -365,15 +365,18 @@ def test_check_finds_the_shared_test_double_busy_under_load() -> None:
 
 
 def _run_main(
-    monkeypatch, tmp_path: Path, verdicts: list[object], state: str = "active"
+    monkeypatch, tmp_path: Path, verdicts: list[object], state: str | list[str] = "active"
 ) -> list[list[str]]:
-    """Run main() once per verdict with failures=2; return the commands it ran."""
+    """Run main() once per verdict with failures=2; return the commands it ran.
+
+    state: the service's ActiveState, or the states it reports call after call."""
     commands: list[list[str]] = []
+    states = iter(state) if isinstance(state, list) else None
     monkeypatch.setenv("LIVENESS_MODEL", "tiny")
     monkeypatch.setenv("LIVENESS_FAILURES", "2")
     monkeypatch.setenv("LIVENESS_STATE", str(tmp_path / "state.json"))
     monkeypatch.setattr(liveness, "seconds_active", lambda _: 10_000.0)
-    monkeypatch.setattr(liveness, "active_state", lambda _: state)
+    monkeypatch.setattr(liveness, "active_state", lambda _: next(states) if states else state)
     monkeypatch.setattr(liveness.subprocess, "run", lambda argv, **_: commands.append(argv))
     for verdict in verdicts:
         monkeypatch.setattr(liveness, "check", lambda _s, v=verdict: v)
@@ -483,11 +486,28 @@ def test_smoke_reads_the_key_from_the_env_file(tmp_path: Path) -> None:
     assert smoke.api_key({}) == ""
 
 
+def test_a_unit_not_active_is_not_probed(monkeypatch, tmp_path: Path, capsys) -> None:
+    """Stopped, stopping or still starting: no probe, no count, nothing started."""
+    def never(_s: object) -> object:
+        raise AssertionError("probed a service that is not active")
+
+    failed = liveness.Verdict("failed", "no answer (Connection refused)")
+    for state in ("deactivating", "inactive", "activating", "failed"):
+        assert _run_main(monkeypatch, tmp_path, [], state=state) == []
+        monkeypatch.setattr(liveness, "check", never)
+        liveness.main()
+        assert f"vllm is {state}; not probed" in capsys.readouterr().out
+    assert _run_main(monkeypatch, tmp_path, [failed] * 3, state="inactive") == []
+    assert not (tmp_path / "state.json").exists()
+
+
 def test_a_unit_being_stopped_is_never_restarted(monkeypatch, tmp_path: Path, capsys) -> None:
     """An operator's stop while probes fail: not counted, no restart (the stop would be
     cancelled by it)."""
     failed = liveness.Verdict("failed", "no answer (Connection refused)")
-    commands = _run_main(monkeypatch, tmp_path, [failed] * 4, state="deactivating")
+    # Active when each probe starts, deactivating by the time it ends.
+    states = ["active", "deactivating"] * 4
+    commands = _run_main(monkeypatch, tmp_path, [failed] * 4, state=states)
     assert commands == []
     assert capsys.readouterr().out.count("vllm is deactivating; not counted, not restarted") == 4
     assert liveness.read_count(tmp_path / "state.json") == 0

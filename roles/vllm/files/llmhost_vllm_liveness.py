@@ -257,6 +257,11 @@ def write_count(path: Path, count: int, failure: str | None) -> None:
 
 def main() -> int:
     s = settings_from_env(dict(os.environ))
+    state = active_state(s.service)
+    if state != "active":
+        # Stopped, stopping or starting: nothing to probe, and never started from here.
+        print(f"liveness: {s.service} is {state}; not probed", flush=True)
+        return 0
     active_for = seconds_active(s.service)
     if in_grace(active_for, s.grace):
         print(f"liveness: {s.service} started {active_for:.0f} s ago; grace {s.grace:.0f} s")

@@ -178,8 +178,17 @@ def test_engine_core_killed_is_healed(host) -> None:
 
 
 def test_operator_stop_stays_stopped(host) -> None:
-    """An operator's stop is not healed: neither systemd nor the liveness timer starts it."""
-    host.run_expect([0], "systemctl stop vllm")
+    """An operator's stop is not healed: neither systemd nor the liveness timer starts it.
+
+    The probe is started while the stop is under way, as the timer does when it fires at
+    that moment: a probe unit that required vllm would cancel the stop ("Job for
+    vllm.service canceled")."""
+    assert host.check_output("systemctl show vllm-liveness.service -p Requisite --value") == ""
+    stop = host.run(
+        "systemctl stop vllm & stop=$!; sleep 1; systemctl start vllm-liveness.service; "
+        "wait $stop"
+    )
+    assert stop.rc == 0, stop.stderr
     time.sleep(25)  # longer than RestartSec and the lab's liveness interval (10 s)
     assert host.run("systemctl is-active vllm").stdout.strip() == "inactive"
     host.run_expect([0], "systemctl start vllm")
