@@ -35,6 +35,10 @@ def _tenants(*extra: dict[str, Any]) -> dict[str, Any]:
     return {"gateway_tenants": [ALICE, *extra]}
 
 
+def _opening(port: int, *sources: str) -> dict[str, Any]:
+    return {"gateway_firewall_allow": [{"port": port, "sources": list(sources), "comment": "vllm"}]}
+
+
 CASES = [
     # Server names, the firewall's SSH port, client limits (cross-field rules).
     ({"gateway_server_names": ["llm.example.com;"]}, "gateway_server_names: must list DNS names"),
@@ -79,6 +83,19 @@ CASES = [
         "value of gateway_tls_protocols must be one or more of: TLSv1.2, TLSv1.3",
     ),
     ({"gateway_http": "on"}, "value of gateway_http must be one of: off, redirect"),
+    (
+        {"gateway_firewall_allow": [{"port": 8000, "sources": ["10.0.0.5"]}]},
+        "missing required arguments: comment found in gateway_firewall_allow",
+    ),
+    # Firewall openings: named sources only, a port not already open to everyone.
+    (_opening(8000, "0.0.0.0/0"), "refused: ['0.0.0.0/0']"),
+    (_opening(8000, "::/0", "10.0.0.5"), "refused: ['::/0']"),
+    (_opening(8000), "refused: ['none for port 8000']"),
+    (_opening(8000, "gateway.example.com"), "refused: ['gateway.example.com']"),
+    (_opening(8000, "10.0.0.1/8"), "refused: ['10.0.0.1/8']"),
+    (_opening(8000, "10.0.0.5; accept"), "gateway_firewall_allow[].sources"),
+    (_opening(443, "10.0.0.5"), "gateway_firewall_allow[].port: must be 1-65535 and not 22, 443"),
+    (_opening(70000, "10.0.0.5"), "got [70000]"),
     # Tenants (cross-field rules; keys never shown).
     ({"gateway_tenants": []}, "gateway_tenants: no tenant is defined"),
     (_tenants({"name": "Team A", "key": KEY_B}), "starting with a letter; got ['Team A']"),
@@ -204,5 +221,9 @@ def test_good_nested_inputs_pass_the_checks(tmp_path: Path) -> None:
         gateway_healthz_cache_s=1,
         gateway_log_retention_days=30,
         gateway_log_max_size="512k",
+        gateway_firewall_allow=[
+            {"port": 8000, "sources": ["10.0.0.5", "10.1.0.0/16", "fd00::/64"], "comment": "vllm"},
+            {"port": "9100", "sources": ["192.168.1.7"], "comment": "node exporter"},
+        ],
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -652,6 +652,17 @@ def test_firewall_allows_only_ssh_and_the_gateway(host) -> None:
     assert host.service("llmhost-firewall").is_enabled
 
 
+def test_firewall_opens_a_further_port_to_named_sources_only(host) -> None:
+    rules = host.check_output("nft list table inet llmhost_gateway")
+    v4 = re.search(r"ip saddr \{ ([^}]*) \} tcp dport 8000 accept", rules)
+    v6 = re.search(r"ip6 saddr (\S+) tcp dport 8000 accept", rules)
+    assert v4 and v6, rules
+    assert {s.strip() for s in v4[1].split(",")} == {"10.0.0.0/8", "192.168.1.5"}
+    assert v6[1] == "fd00::/64"
+    # Nowhere else is port 8000 accepted: only through those two source-bound rules.
+    assert len(re.findall(r"dport 8000", rules)) == 2, rules
+
+
 def test_timeout_hierarchy_rendered(host) -> None:
     proxy = host.file("/etc/nginx/llmhost/proxy.conf").content_string
     assert "proxy_read_timeout 90s;" in proxy and "proxy_buffering off;" in proxy
