@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from role_runner import run_role
+import yaml
+from jinja2 import Environment
+from role_runner import ROOT, run_role
 
 KEY = "refusal-test-key-0123456789"
 
@@ -33,13 +35,31 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
 CASES = [
     ({"vllm_model_path": "/nonexistent/model"}, "vllm_model_path"),
     ({"vllm_max_model_len": 4096}, "vllm_max_model_len 4096 is above the model's context"),
-    ({"vllm_api_key": "short"}, "vllm_api_key must be set"),
+    ({"vllm_api_key": "short"}, "vllm_api_key: must be set"),
     ({"vllm_version": "0.1.0"}, "does not pin"),
     ({"vllm_requirements_file": "/nonexistent/lock.txt"}, "vllm_requirements_file"),
     ({"vllm_device": "cuda"}, "vllm_device is cuda but no GPU answers"),
-    ({"vllm_port": 70000}, "vllm_port"),
-    ({"vllm_host": "0.0.0.0"}, "vllm_host '0.0.0.0' would expose vLLM"),  # noqa: S104 (refused)
-    ({"vllm_host": "10.0.0.5"}, "vllm_host '10.0.0.5' would expose vLLM"),
+    ({"vllm_port": 70000}, "vllm_port: must be 1-65535, got 70000"),
+    ({"vllm_max_model_len": 0}, "vllm_max_model_len: must be > 0"),
+    ({"vllm_gpu_memory_utilization": 1.5}, "vllm_gpu_memory_utilization: must be in (0, 1]"),
+    ({"vllm_keep_releases": 1}, "vllm_keep_releases: must be >= 2"),
+    ({"vllm_liveness_failures": 0}, "vllm_liveness_failures: must be >= 1"),
+    ({"vllm_run_id": "../x"}, "vllm_run_id: must be a safe folder name"),
+    ({"vllm_host": "0.0.0.0"}, "vllm_host: '0.0.0.0' would expose vLLM"),  # noqa: S104 (refused)
+    ({"vllm_host": "10.0.0.5"}, "vllm_host: '10.0.0.5' would expose vLLM"),
+    # The opt-in also opens the firewall: to named sources only.
+    (
+        {"vllm_host": "10.0.0.5", "vllm_listen_beyond_loopback": True},
+        "vllm_allowed_sources: vLLM listens on '10.0.0.5', so the firewall must admit the gateway",
+    ),
+    (
+        {
+            "vllm_host": "10.0.0.5",
+            "vllm_listen_beyond_loopback": True,
+            "vllm_allowed_sources": ["0.0.0.0/0", "gw.internal"],
+        },
+        "refused: ['0.0.0.0/0', 'gw.internal']",
+    ),
     ({"vllm_root": "/opt"}, "vllm_root '/opt' is a system directory"),
     ({"vllm_config_dir": "/etc"}, "vllm_config_dir '/etc' is a system directory"),
     ({"vllm_cache_dir": "/var/cache"}, "vllm_cache_dir '/var/cache' is a system directory"),
@@ -48,8 +68,8 @@ CASES = [
         {"vllm_root": "/opt/llmhost/../../usr"},
         "vllm_root '/opt/llmhost/../../usr' is not a normalised",
     ),
-    ({"vllm_memory_max": "lots"}, "vllm_memory_max must be empty"),
-    ({"vllm_oom_score_adjust": 5000}, "vllm_oom_score_adjust"),
+    ({"vllm_memory_max": "lots"}, "vllm_memory_max: must be empty"),
+    ({"vllm_oom_score_adjust": 5000}, "vllm_oom_score_adjust: must be -1000..1000"),
 ]
 
 
@@ -72,3 +92,29 @@ def test_good_input_passes_preflight(tmp_path: Path) -> None:
     result = _run(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert KEY not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_replica_beyond_loopback_with_named_sources_passes(tmp_path: Path) -> None:
+    result = _run(
+        tmp_path,
+        vllm_host="10.0.0.7",
+        vllm_listen_beyond_loopback=True,
+        vllm_allowed_sources=["10.0.0.5", "10.0.1.0/24", "fd00::/64"],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_firewall_handover_follows_the_opt_in() -> None:
+    """site.yml hands vllm_port and vllm_allowed_sources to the gateway's firewall when
+    vLLM listens beyond loopback, and nothing when it stays on loopback."""
+    serve = yaml.safe_load((ROOT / "playbooks" / "serve.yml").read_text(encoding="utf-8"))
+    gateway = next(
+        r for play in serve for r in play.get("roles") or [] if r.get("role") == "gateway"
+    )
+    expr = gateway["vars"]["gateway_firewall_allow"]
+    render = Environment(autoescape=False).from_string(expr)  # noqa: S701 - a YAML value, not HTML
+    base = {"vllm_port": "8000", "vllm_allowed_sources": ["10.0.0.5"]}
+    assert render.render(vllm_host="127.0.0.1", **base).strip() == "[]"
+    opened = render.render(vllm_host="10.0.0.7", **base).strip()
+    assert opened == "[{'port': 8000, 'sources': ['10.0.0.5'], 'comment': 'vllm'}]"
