@@ -4,8 +4,10 @@ extra vars from a file, the repository's ansible.cfg, this venv's interpreter.""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +56,26 @@ def run_role(
     return subprocess.run(
         cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False
     )
+
+
+def refusals(output: str, task: str = "Check the inputs") -> list[str]:
+    """The messages of the failed input check (the task named `task`) in a playbook output.
+
+    The roles check their inputs with one assert whose fail_msg is the list of refusals
+    (llmhost.core.refused); the YAML callback prints it under `msg:` of the fatal result.
+    A failure of any other task is not an input refusal: [].
+    """
+    match = re.search(r"^fatal: \[[^\]]+\]: FAILED! => *\n((?: {4}.*\n?)+)", output, re.M)
+    if match is None:
+        return []
+    headers = re.findall(r"^TASK \[(.*?)\]", output[: match.start()], re.M)
+    if not headers or not headers[-1].endswith(f": {task}"):
+        return []
+    result = yaml.safe_load(textwrap.dedent(match[1]))
+    msg = result.get("msg") if isinstance(result, dict) else None
+    return [str(m) for m in msg] if isinstance(msg, list) else [str(msg)] if msg else []
+
+
+def refused_vars(output: str) -> list[str]:
+    """The variable each refusal names (the text before its first ': ')."""
+    return [message.split(": ", 1)[0] for message in refusals(output)]

@@ -488,6 +488,7 @@ def test_smoke_reads_the_key_from_the_env_file(tmp_path: Path) -> None:
 
 def test_a_unit_not_active_is_not_probed(monkeypatch, tmp_path: Path, capsys) -> None:
     """Stopped, stopping or still starting: no probe, no count, nothing started."""
+
     def never(_s: object) -> object:
         raise AssertionError("probed a service that is not active")
 
