@@ -4,6 +4,7 @@ variable's name before anything is installed."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,14 +38,84 @@ def _run_guard(tmp_path: Path, extra: dict[str, Any]) -> subprocess.CompletedPro
     )
 
 
+# Stands for a provider token in the destroy hook: never shown.
+CANARY = "provider-canary-never-shown-0123456789"
+# A run with a destroy hook needs a bundle to fetch the proof into.
+HOOK = {"teardown_evidence_dir": "/srv/llmhost-refusal-bundle"}
+
+# Every rule of meta/argument_specs.yml and tasks/preflight.yml, refused with the variable.
 CASES = [
-    ({"teardown_services": ["vllm"]}, "teardown_services: holds a name that is not a systemd unit"),
+    # Shapes and choices (meta/argument_specs.yml).
+    (
+        {"teardown_route": "free_colab"},
+        "value of teardown_route must be one of: local_cpu, rented_gpu",
+    ),
+    ({"teardown_ports": ["https"]}, "teardown_ports"),
+    ({"teardown_drain_timeout_s": "soon"}, "teardown_drain_timeout_s"),
+    # Lists given as strings (argument_specs would split them, the role reads the string).
+    (
+        {"teardown_stop_before_drain": "vllm-liveness.timer"},
+        "teardown_stop_before_drain: must be a YAML list, not a string",
+    ),
+    (
+        {"teardown_destroy_command": "provider-cli terminate", **HOOK},
+        "teardown_destroy_command: must be a YAML list, not a string",
+    ),
+    # Units.
+    ({"teardown_services": []}, "teardown_services: must name at least one unit"),
+    (
+        {"teardown_services": ["vllm"]},
+        "teardown_stop_before_drain / teardown_services: holds names that are not systemd units,"
+        " got ['vllm']",
+    ),
+    (
+        {"teardown_services": ["vllm.service", "vllm.service"]},
+        "['vllm.service'] listed twice",
+    ),
+    (
+        {"teardown_stop_before_drain": ["vllm.service"], "teardown_services": ["vllm.service"]},
+        "teardown_services: ['vllm.service'] also in teardown_stop_before_drain",
+    ),
+    # Numbers.
     ({"teardown_drain_timeout_s": -5}, "teardown_drain_timeout_s: must be a whole number >= 0"),
+    ({"teardown_drain_timeout_s": True}, "teardown_drain_timeout_s: must be a whole number >= 0"),
+    ({"teardown_destroy_timeout_s": 0}, "teardown_destroy_timeout_s: must be a whole number >= 1"),
+    (
+        {"teardown_gpu_plan": {"hourly_budget": "cheap"}},
+        "teardown_gpu_plan.hourly_budget: must be a number >= 0, got cheap",
+    ),
+    (
+        {"teardown_gpu_plan": {"hourly_budget": -1}},
+        "teardown_gpu_plan.hourly_budget: must be a number >= 0, got -1",
+    ),
+    (
+        {"teardown_gpu_plan": {}},
+        "teardown_gpu_plan.hourly_budget: must be a number >= 0, got nothing",
+    ),
+    (
+        {"teardown_ports": [443, 70000]},
+        "teardown_ports: must be TCP ports 1-65535, got [70000]",
+    ),
+    # Names, URLs, paths.
+    ({"teardown_run_id": "../x"}, "teardown_run_id: must be a safe folder name, got '../x'"),
+    (
+        {"teardown_vllm_metrics_urls": ["127.0.0.1:8000"]},
+        "teardown_vllm_metrics_urls: must be http(s) URLs, got ['127.0.0.1:8000']",
+    ),
+    (
+        {"teardown_gateway_status_url": "nginx_status"},
+        "teardown_gateway_status_url: must be an http URL or empty",
+    ),
+    ({"teardown_drain_file": "draining"}, "teardown_drain_file: must be an absolute path"),
+    # The destroy hook (its arguments are never shown).
+    (
+        {"teardown_destroy_command": ["provider-cli", "", CANARY], **HOOK},
+        "teardown_destroy_command: arguments [1] (counting from 0) are empty",
+    ),
     (
         {"teardown_destroy_command": ["provider", "terminate"]},
         "teardown_destroy_command: is set while teardown_evidence_dir is empty",
     ),
-    ({"teardown_gpu_plan": {"hourly_budget": "cheap"}}, "teardown_gpu_plan.hourly_budget"),
 ]
 
 
@@ -56,13 +127,43 @@ def test_bad_input_refused_before_any_change(
     result = run_role(
         tmp_path,
         "teardown",
-        {**_paths(tmp_path), **overrides},
+        {**_paths(tmp_path), "teardown_destroy_environment": {"API_TOKEN": CANARY}, **overrides},
         gather_facts=False,
         tags="teardown_preflight",
     )
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert expected in out, out
+    assert CANARY not in out, "a destroy hook's secret reached the output"
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+def test_good_inputs_pass_the_checks(tmp_path: Path) -> None:
+    """Full inputs pass, numbers as strings (-e) and an empty status URL included."""
+    result = run_role(
+        tmp_path,
+        "teardown",
+        {
+            **_paths(tmp_path),
+            "teardown_route": "rented_gpu",
+            "teardown_run_id": "20261123T100000Z-abc123def456",
+            "teardown_gpu_plan": {"hourly_budget": "0", "hard_stop_time": "2030-01-01T18:00:00Z"},
+            "teardown_stop_before_drain": ["vllm-liveness.timer"],
+            "teardown_services": ["vllm.service", "nginx.service", "prometheus.service"],
+            "teardown_drain_timeout_s": "120",
+            "teardown_ports": [443, "8000"],
+            "teardown_gateway_status_url": "",
+            "teardown_destroy_command": ["provider-cli", "terminate", "i-123"],
+            "teardown_destroy_environment": {"API_TOKEN": CANARY},
+            "teardown_evidence_dir": str(tmp_path / "bundle"),
+        },
+        gather_facts=False,
+        tags="teardown_preflight",
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert CANARY not in out
     _nothing_written(tmp_path)
 
 
@@ -77,6 +178,18 @@ def test_bad_input_refused_before_any_change(
         (
             {"teardown_route": "rented_gpu", "teardown_gpu_plan": {"hourly_budget": 2.49}},
             "teardown_hard_stop_time: is empty on rented_gpu",
+        ),
+        (
+            {"teardown_hard_stop_time": "tomorrow 6pm"},
+            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
+            " a zone (Z or +HH:MM); this one is not a time, got 'tomorrow 6pm'. Fix:",
+        ),
+        (
+            {
+                "teardown_hard_stop_time": "2099-01-01T00:00:00Z",
+                "teardown_hard_stop_poweroff": "yes",
+            },
+            "teardown_hard_stop_poweroff: must be true or false, got 'yes'",
         ),
         (
             {"teardown_hard_stop_time": "2099-01-01T00:00:00"},
@@ -96,7 +209,15 @@ def test_bad_input_refused_before_any_change(
             "does not run systemd, so no timer can enforce it",
         ),
     ],
-    ids=["past", "empty-on-rented", "no-zone", "yaml-timestamp", "no-systemd"],
+    ids=[
+        "past",
+        "empty-on-rented",
+        "not-a-time",
+        "poweroff-yes",
+        "no-zone",
+        "yaml-timestamp",
+        "no-systemd",
+    ],
 )
 def test_guard_refused_before_any_change(
     tmp_path: Path, overrides: dict[str, Any], expected: str
@@ -117,4 +238,31 @@ def test_no_guard_in_the_lab_is_accepted(tmp_path: Path, empty: str | None) -> N
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "No hard-stop guard on localhost" in out
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_past_time_is_refused_with_a_future_one_to_use(tmp_path: Path) -> None:
+    result = _run_guard(tmp_path, {"teardown_hard_stop_time": "2020-01-01T00:00:00+02:00"})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "lies in the past, got 2019-12-31T22:00:00Z" in out, out
+    match = re.search(r"e\.g\. (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ), and re-run", out)
+    assert match, out
+    assert datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) > datetime.now(UTC)
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(Path("/run/systemd/system").is_dir(), reason="this machine runs systemd")
+def test_a_future_time_with_an_offset_passes_the_checks(tmp_path: Path) -> None:
+    """Accepted by every check: only the missing systemd (this machine) stops the guard."""
+    result = _run_guard(
+        tmp_path,
+        {"teardown_route": "rented_gpu", "teardown_hard_stop_time": "2099-01-01T19:00:00+01:00"},
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "does not run systemd, so no timer can enforce it" in out, out
+    assert "teardown_hard_stop_time:" not in out, out
     _nothing_written(tmp_path)

@@ -1,8 +1,8 @@
 """The hard stop's one time format, checked against every reader of a hard-stop time.
 
 Readers: the helper itself (plugin_utils/hard_stop.py), preflight_errors (the GPU plan
-gate), teardown_guard_errors, teardown_oncalendar and teardown_clock_errors (the guard and
-its timer), hard_stop_errors and hard_stop_epoch (monitoring's check and gauge) and
+gate), teardown_oncalendar and teardown_clock_errors (the guard's timer), hard_stop_errors
+and hard_stop_epoch (monitoring's check and gauge, the teardown guard's checks) and
 scripts/llmhost.py's plan_hard_stop (status). Each valid value must be accepted by every
 reader as the same moment; each invalid one refused by every reader with the same message
 (after the variable's name). A reader that parses on its own fails here."""
@@ -24,7 +24,6 @@ from ansible_collections.llmhost.core.plugins.filter.hard_stop import FilterModu
 from ansible_collections.llmhost.core.plugins.filter.preflight import preflight_errors
 from ansible_collections.llmhost.core.plugins.filter.teardown import (
     teardown_clock_errors,
-    teardown_guard_errors,
     teardown_oncalendar,
 )
 from ansible_collections.llmhost.core.plugins.plugin_utils import hard_stop
@@ -118,12 +117,6 @@ def _preflight(value: object) -> list[str]:
     return preflight_errors(inputs, now=NOW)
 
 
-def _guard(value: object) -> list[str]:
-    return teardown_guard_errors(
-        {"route": "local_cpu", "hard_stop_time": value, "poweroff": False}, NOW
-    )
-
-
 def _clock(value: object) -> list[str]:
     return teardown_clock_errors({"next_elapse": "@1796407200", "hard_stop_time": value}, NOW)
 
@@ -143,13 +136,11 @@ def _tail(text: str, var: str) -> str:
 def _refusals(value: object) -> dict[str, str]:
     """Each reader's message for a refused value, without the variable's name."""
     (preflight,) = _preflight(value)
-    (guard,) = _guard(value)
     (monitoring,) = FILTERS["hard_stop_errors"](value, "monitoring_hard_stop_time")
     moment, status = llmhost.plan_hard_stop(value)
     assert moment is None and status is not None
     return {
         "preflight_errors": _tail(preflight, "preflight_gpu_plan.hard_stop_time"),
-        "teardown_guard_errors": _tail(guard, "teardown_hard_stop_time"),
         "teardown_oncalendar": _tail(
             _raised(lambda: teardown_oncalendar(value)), "teardown_hard_stop_time"
         ),
@@ -167,7 +158,6 @@ def _refusals(value: object) -> dict[str, str]:
 def test_every_reader_accepts_the_same_moment(text: str, moment: datetime) -> None:
     assert hard_stop.parse(text, "x") == moment
     assert _preflight(text) == []
-    assert _guard(text) == []
     assert teardown_oncalendar(text) == moment.strftime("%Y-%m-%d %H:%M:%S UTC")
     epoch = int(moment.timestamp())
     assert teardown_clock_errors({"next_elapse": f"@{epoch}", "hard_stop_time": text}, NOW) == []
@@ -193,7 +183,6 @@ def test_every_reader_refuses_with_the_same_message(value: object, why: str) -> 
 def test_empty_means_no_hard_stop_for_every_reader(value: object) -> None:
     assert hard_stop.parse(value, "x") is None
     assert _preflight(value) == []
-    assert _guard(value) == []
     assert FILTERS["hard_stop_errors"](value, "monitoring_hard_stop_time") == []
     assert llmhost.plan_hard_stop(value) == (None, None)
     # Readers that need a time say it is empty rather than guess one.
@@ -225,7 +214,7 @@ def test_unquoted_yaml_values_are_refused_by_every_reader(line: str, why: str) -
 def test_quoted_yaml_value_is_accepted() -> None:
     value = from_yaml('hard_stop_time: "2026-12-04T18:00:00Z"')["hard_stop_time"]
     assert llmhost.plan_hard_stop(value) == (datetime(2026, 12, 4, 18, tzinfo=UTC), None)
-    assert _preflight(value) == [] and _guard(value) == []
+    assert _preflight(value) == []
 
 
 def test_the_message_names_the_variable_and_a_valid_example() -> None:

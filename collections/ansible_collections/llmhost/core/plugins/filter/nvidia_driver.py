@@ -1,6 +1,6 @@
-"""Filters of the nvidia_driver role: nvidia_driver_errors, nvidia_driver_plan,
-nvidia_driver_pick_version, nvidia_driver_probe_packages, nvidia_driver_reboot_decision
-and nvidia_driver_verify.
+"""Filters of the nvidia_driver role: nvidia_driver_plan, nvidia_driver_pick_version,
+nvidia_driver_probe_packages, nvidia_driver_reboot_decision and nvidia_driver_verify.
+(The role's inputs are checked by meta/argument_specs.yml and tasks/preflight.yml.)
 
 Documentation: one .yml per filter next to this file. The logic lives in
 plugin_utils/nvidia_driver.py, where the unit tests call it directly.
@@ -13,21 +13,12 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.llmhost.core.plugins.plugin_utils.nvidia_driver import (
-    input_errors,
     pick_driver_version,
     plan,
     probe_packages,
     reboot_decision,
     verify,
 )
-
-
-def nvidia_driver_errors(
-    settings: Mapping[str, Any], platform: Mapping[str, Any] | None = None, architecture: str = ""
-) -> list[str]:
-    if not isinstance(settings, Mapping):
-        raise AnsibleFilterError("llmhost.core.nvidia_driver_errors: input must be a dict")
-    return input_errors(settings, platform or None, str(architecture or ""))
 
 
 def nvidia_driver_plan(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +77,6 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
-            "nvidia_driver_errors": nvidia_driver_errors,
             "nvidia_driver_plan": nvidia_driver_plan,
             "nvidia_driver_pick_version": nvidia_driver_pick_version,
             "nvidia_driver_probe_packages": nvidia_driver_probe_packages,

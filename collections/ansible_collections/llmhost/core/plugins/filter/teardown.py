@@ -1,4 +1,6 @@
-"""Filters llmhost.core.teardown_errors, teardown_guard_errors and teardown_oncalendar.
+"""Filters llmhost.core.teardown_oncalendar and teardown_clock_errors: the hard-stop
+timer's OnCalendar and the clocks against it. The role's inputs are checked by
+meta/argument_specs.yml and the assert lists of tasks/preflight.yml and tasks/guard.yml.
 
 Documentation: the .yml files of the same names next to this file.
 """
@@ -7,165 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.llmhost.core.plugins.plugin_utils import hard_stop
-from ansible_collections.llmhost.core.plugins.plugin_utils.values import (
-    as_int,
-    as_number,
-    is_text,
-    show,
-)
 
-ROUTES = ("local_cpu", "rented_gpu")
-UNIT = re.compile(r"^[A-Za-z0-9@._:-]+\.(service|timer|socket|target|path|mount)$")
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _iso = hard_stop.utc_text
-
-
-def _msg(var: str, problem: str, value: object, fix: str) -> str:
-    return f"{var}: {problem}, got {show(value)}. Fix: {fix}"
-
-
-def _units(var: str, value: object, required: bool) -> list[str]:
-    fix = "list systemd unit names with their suffix, e.g. [vllm.service, nginx.service]."
-    if not isinstance(value, (list, tuple)):
-        return [_msg(var, "must be a list of unit names", value, fix)]
-    if required and not value:
-        return [_msg(var, "must name at least one unit", value, fix)]
-    errors = [
-        _msg(var, "holds a name that is not a systemd unit", item, fix)
-        for item in value
-        if not (isinstance(item, str) and UNIT.match(item))
-    ]
-    dupes = sorted({u for u in value if isinstance(u, str) and list(value).count(u) > 1})
-    errors += [f"{var}: {u} is listed twice. Fix: list each unit once." for u in dupes]
-    return errors
-
-
-def _whole(var: str, value: object, minimum: int, fix: str) -> list[str]:
-    number = as_int(value)
-    if number is None or number < minimum:
-        return [_msg(var, f"must be a whole number >= {minimum}", value, fix)]
-    return []
-
-
-def teardown_errors(inputs: Mapping[str, Any]) -> list[str]:
-    """One message per problem in the teardown role's inputs (keys without the prefix)."""
-    errors: list[str] = []
-    if inputs.get("route") not in ROUTES:
-        errors.append(
-            _msg(
-                "teardown_route",
-                f"must be one of {', '.join(ROUTES)}",
-                inputs.get("route"),
-                "wire it from llmhost_route.",
-            )
-        )
-    stop_first = inputs.get("stop_before_drain")
-    services = inputs.get("services")
-    errors += _units("teardown_stop_before_drain", stop_first, required=False)
-    errors += _units("teardown_services", services, required=True)
-    if isinstance(stop_first, (list, tuple)) and isinstance(services, (list, tuple)):
-        for unit in sorted(set(stop_first) & set(services)):
-            errors.append(
-                f"teardown_services: {unit} is also in teardown_stop_before_drain. "
-                "Fix: list it in one of the two."
-            )
-    errors += _whole(
-        "teardown_drain_timeout_s",
-        inputs.get("drain_timeout_s"),
-        0,
-        "seconds to wait for requests in flight, e.g. 120 (above the longest generation).",
-    )
-    errors += _whole(
-        "teardown_destroy_timeout_s",
-        inputs.get("destroy_timeout_s"),
-        1,
-        "seconds the provider's destroy call may take, e.g. 900.",
-    )
-    run_id = inputs.get("run_id")
-    if not (isinstance(run_id, str) and RUN_ID.match(run_id)):
-        errors.append(
-            _msg(
-                "teardown_run_id",
-                "must be a safe folder name",
-                run_id,
-                "letters, digits, '.', '_' and '-' (wire it from llmhost_run_id).",
-            )
-        )
-    plan = inputs.get("gpu_plan")
-    budget = plan.get("hourly_budget") if isinstance(plan, Mapping) else None
-    number = as_number(budget)
-    if not isinstance(plan, Mapping) or number is None or number < 0:
-        errors.append(
-            _msg(
-                "teardown_gpu_plan.hourly_budget",
-                "must be a number >= 0",
-                budget,
-                "wire teardown_gpu_plan from llmhost_gpu_plan (0 in the lab).",
-            )
-        )
-    ports = inputs.get("ports")
-    if not isinstance(ports, (list, tuple)) or not all(0 < (as_int(p) or 0) < 65536 for p in ports):
-        errors.append(
-            _msg(
-                "teardown_ports",
-                "must be a list of TCP ports 1-65535",
-                ports,
-                "list the ports the stack listens on, e.g. [443, 8000, 8081, 9090].",
-            )
-        )
-    urls = inputs.get("vllm_metrics_urls")
-    if not isinstance(urls, (list, tuple)) or any(not (is_text(u) and URL.match(u)) for u in urls):
-        errors.append(
-            _msg(
-                "teardown_vllm_metrics_urls",
-                "must be a list of http(s) URLs",
-                urls,
-                "e.g. [http://127.0.0.1:8000/metrics], one per vLLM on the host.",
-            )
-        )
-    status = inputs.get("gateway_status_url")
-    if not (status == "" or (is_text(status) and URL.match(str(status)))):
-        errors.append(
-            _msg(
-                "teardown_gateway_status_url",
-                "must be an http URL or empty",
-                status,
-                "e.g. http://127.0.0.1:8081/nginx_status (the gateway's stub_status).",
-            )
-        )
-    drain_file = inputs.get("drain_file")
-    if not (is_text(drain_file) and str(drain_file).startswith("/")):
-        errors.append(
-            _msg(
-                "teardown_drain_file",
-                "must be an absolute path",
-                drain_file,
-                "use the gateway's gateway_drain_file, e.g. /etc/nginx/llmhost/draining.",
-            )
-        )
-    command = inputs.get("destroy_command")
-    if not isinstance(command, (list, tuple)) or any(not is_text(a) for a in command):
-        errors.append(
-            _msg(
-                "teardown_destroy_command",
-                "must be an argv list of non-empty strings",
-                command,
-                "e.g. [provider-cli, instances, terminate, my-instance-id], or [] for none.",
-            )
-        )
-    elif command and not is_text(inputs.get("evidence_dir")):
-        errors.append(
-            "teardown_destroy_command: is set while teardown_evidence_dir is empty, so the "
-            "host would be destroyed with its shutdown proof still on it. Fix: set "
-            "teardown_evidence_dir (wired from llmhost_evidence_dir)."
-        )
-    return errors
 
 
 def _now(now: object, name: str) -> datetime:
@@ -174,41 +24,6 @@ def _now(now: object, name: str) -> datetime:
         return hard_stop.parse(now, "now") or datetime.now(UTC)
     except hard_stop.HardStopError as error:
         raise AnsibleFilterError(f"llmhost.core.{name}: bad now: {error}") from None
-
-
-def teardown_guard_errors(inputs: Mapping[str, Any], now: object = None) -> list[str]:
-    """Problems with the hard-stop guard's inputs: route, time (the one format, future)."""
-    current = _now(now, "teardown_guard_errors")
-    route, value = inputs.get("route"), inputs.get("hard_stop_time")
-    later = _iso(current + timedelta(hours=4))
-    try:
-        moment = hard_stop.parse(value, "teardown_hard_stop_time")
-    except hard_stop.HardStopError as error:
-        return [str(error)]
-    if moment is None:
-        if route == "rented_gpu":
-            return [
-                "teardown_hard_stop_time: is empty on rented_gpu, so nothing would stop the "
-                f"host if the run is forgotten. Fix: set it to when the rental must end, e.g. "
-                f"'{later}' (llmhost_gpu_plan.hard_stop_time)."
-            ]
-        return []
-    if moment <= current:
-        return [
-            f"teardown_hard_stop_time: lies in the past, got {_iso(moment)} while "
-            f"it is now {_iso(current)}, so the guard would never fire (or fire "
-            f"at once). Fix: move it to the end of the rental, e.g. {later}, and re-run."
-        ]
-    if not isinstance(inputs.get("poweroff"), bool):
-        return [
-            _msg(
-                "teardown_hard_stop_poweroff",
-                "must be true or false",
-                inputs.get("poweroff"),
-                "true on rented hosts (the host powers off), false in the lab.",
-            )
-        ]
-    return []
 
 
 def teardown_oncalendar(value: object) -> str:
@@ -288,25 +103,11 @@ def _clock_filter(inputs: Mapping[str, Any], now: object = None) -> list[str]:
     return teardown_clock_errors(inputs, now)
 
 
-def _errors_filter(inputs: Mapping[str, Any]) -> list[str]:
-    if not isinstance(inputs, Mapping):
-        raise AnsibleFilterError("llmhost.core.teardown_errors: the input must be a dict")
-    return teardown_errors(inputs)
-
-
-def _guard_filter(inputs: Mapping[str, Any], now: object = None) -> list[str]:
-    if not isinstance(inputs, Mapping):
-        raise AnsibleFilterError("llmhost.core.teardown_guard_errors: the input must be a dict")
-    return teardown_guard_errors(inputs, now)
-
-
 class FilterModule:
     """llmhost.core teardown filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
-            "teardown_errors": _errors_filter,
-            "teardown_guard_errors": _guard_filter,
             "teardown_oncalendar": teardown_oncalendar,
             "teardown_clock_errors": _clock_filter,
         }

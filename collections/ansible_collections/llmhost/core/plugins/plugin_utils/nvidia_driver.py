@@ -1,6 +1,5 @@
 """The nvidia_driver role's decisions, as plain functions (controller side).
 
-- ``input_errors``: every bad input, one message naming the variable and the fix.
 - ``driver_packages`` / ``probe_packages``: the package set of a platform, source, branch
   and kernel-module flavour (the distro matrix lives in the role's vars/platforms/*.yml).
 - ``plan``: what to do on this host (skip, keep, install, replace, configure only), the
@@ -17,21 +16,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ansible_collections.llmhost.core.plugins.module_utils.nvidia_smi import compare_driver
-from ansible_collections.llmhost.core.plugins.plugin_utils.values import as_int, show
+from ansible_collections.llmhost.core.plugins.plugin_utils.values import as_int
 
-ROUTES = ("local_cpu", "rented_gpu")
-SOURCES = ("cuda_repo", "distro")
-KERNEL_MODULES = ("auto", "open", "proprietary")
-FABRIC_MANAGER = ("auto", "install", "skip")
 NAMINGS = ("ubuntu", "debian_cuda", "debian")
-# Open kernel modules are production-ready for data-centre GPUs from branch 515 on.
-FIRST_OPEN_BRANCH = 515
-# From branch 590 NVIDIA's Ubuntu packages drop the branch from their names (NVIDIA
-# driver installation guide, "Ubuntu 590 and later packages"); this role knows the
-# branch-suffixed names only.
-UBUNTU_UNSUFFIXED_FROM = 590
-# CUDA toolkit major -> oldest driver branch that runs it (CUDA release notes, table 3).
-CUDA_MIN_BRANCH = {11: 450, 12: 525, 13: 580}
 # Every package built from one driver release carries its version: held by one pin.
 # Globs, not a /regex/: apt matches a regex against every package name on every call
 # (about 3 s per apt command on a 2-core host with Debian's index); globs cost ~0.1 s.
@@ -54,13 +41,6 @@ SKIP_NO_GPU = "skipped: no NVIDIA GPU / route local_cpu"
 KEYRING_DIR = "/etc/apt/keyrings"
 
 _BRANCH = re.compile(r"^\d{3}$")
-_DRIVER_VERSION = re.compile(r"^(\d{3})\.\d+(?:\.\d+)?$")
-_CUDA_VERSION = re.compile(r"^(\d+)\.(\d+)$")
-_TOOLKIT_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-_FINGERPRINT = re.compile(r"^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$")
-_URL = re.compile(r"^(?:https?|file)://\S+$")
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 # --- Debian versions ------------------------------------------------------------------
@@ -128,222 +108,6 @@ def upstream(version: str | None) -> str | None:
     if not version:
         return None
     return _split(version)[1]
-
-
-# --- inputs ---------------------------------------------------------------------------
-
-
-def _branch_int(value: object) -> int | None:
-    text = str(value).strip() if isinstance(value, (str, int)) else ""
-    if isinstance(value, bool) or not _BRANCH.match(text):
-        return None
-    return int(text)
-
-
-def input_errors(
-    settings: Mapping[str, Any], platform: Mapping[str, Any] | None, architecture: str
-) -> list[str]:
-    """Every bad input, before anything is read from or changed on the host."""
-    s = settings
-    errors: list[str] = []
-    name = s.get("platform_name") or "this host"
-
-    def bad(var: str, problem: str, value: object, fix: str) -> None:
-        errors.append(f"nvidia_driver_{var}: {problem}, got {show(value)}. {fix}")
-
-    if s.get("route") not in ROUTES:
-        bad("route", "must be local_cpu or rented_gpu", s.get("route"), "Fix: e.g. rented_gpu.")
-    branch = _branch_int(s.get("branch"))
-    if branch is None:
-        bad(
-            "branch",
-            "must be a driver branch number (three digits)",
-            s.get("branch"),
-            'Fix: e.g. nvidia_driver_branch: "580".',
-        )
-    version = s.get("version") or ""
-    if version:
-        match = _DRIVER_VERSION.match(str(version))
-        if not match:
-            bad(
-                "version",
-                "must be an exact driver version such as 580.159.04 (or empty for the "
-                "newest of the branch)",
-                version,
-                "Fix: copy the version from nvidia-smi or the repository.",
-            )
-        elif branch is not None and int(match.group(1)) != branch:
-            bad(
-                "version",
-                f"is not in branch {branch}",
-                version,
-                f'Fix: use a {branch}.x version, or set nvidia_driver_branch: "{match.group(1)}".',
-            )
-    source = s.get("source")
-    if source not in SOURCES:
-        bad("source", "must be cuda_repo or distro", source, "Fix: e.g. cuda_repo.")
-    if s.get("kernel_modules") not in KERNEL_MODULES:
-        bad(
-            "kernel_modules",
-            "must be auto, open or proprietary",
-            s.get("kernel_modules"),
-            "Fix: auto (open where the GPUs support them).",
-        )
-    elif s.get("kernel_modules") == "open" and branch is not None and branch < FIRST_OPEN_BRANCH:
-        bad(
-            "kernel_modules",
-            f"open needs branch {FIRST_OPEN_BRANCH} or newer",
-            s.get("kernel_modules"),
-            "Fix: a newer branch, or proprietary.",
-        )
-    if s.get("fabric_manager") not in FABRIC_MANAGER:
-        bad(
-            "fabric_manager",
-            "must be auto, install or skip",
-            s.get("fabric_manager"),
-            "Fix: auto (installed on NVSwitch systems).",
-        )
-    if s.get("install_cuda_toolkit"):
-        cuda = _CUDA_VERSION.match(str(s.get("cuda_toolkit_version") or ""))
-        if not cuda:
-            bad(
-                "cuda_toolkit_version",
-                "must be major.minor",
-                s.get("cuda_toolkit_version"),
-                'Fix: e.g. "13.0" (installs cuda-toolkit-13-0).',
-            )
-        elif branch is not None:
-            needed = CUDA_MIN_BRANCH.get(int(cuda.group(1)))
-            if needed is None:
-                bad(
-                    "cuda_toolkit_version",
-                    f"CUDA {cuda.group(1)}.x is not known to this role "
-                    f"(known: {sorted(CUDA_MIN_BRANCH)})",
-                    s.get("cuda_toolkit_version"),
-                    "Fix: e.g. 13.0 or 12.8.",
-                )
-            elif branch < needed:
-                bad(
-                    "cuda_toolkit_version",
-                    f"CUDA {cuda.group(1)}.x needs driver branch {needed} or newer, "
-                    f"the branch is {branch}",
-                    s.get("cuda_toolkit_version"),
-                    "Fix: an older toolkit or a newer branch.",
-                )
-    if s.get("install_container_toolkit") and not _TOOLKIT_VERSION.match(
-        str(s.get("container_toolkit_version") or "")
-    ):
-        bad(
-            "container_toolkit_version",
-            "must be an exact version x.y.z",
-            s.get("container_toolkit_version"),
-            'Fix: e.g. "1.19.0".',
-        )
-    for var in ("cuda_repo_key_fingerprint", "container_toolkit_key_fingerprint"):
-        if not _FINGERPRINT.match(re.sub(r"\s+", "", str(s.get(var) or ""))):
-            bad(var, "must be a full 40-hex key fingerprint", s.get(var), "Fix: see README.md.")
-    for var in (
-        "cuda_repo_url",
-        "container_toolkit_repo_url",
-        "container_toolkit_key_url",
-        "debian_mirror",
-        "debian_security_mirror",
-    ):
-        if not _URL.match(str(s.get(var) or "")):
-            bad(var, "must be an http(s) or file URL", s.get(var), "Fix: see README.md.")
-    count = as_int(s.get("expected_gpu_count"))
-    if count is None or count < 0:
-        bad(
-            "expected_gpu_count",
-            "must be a whole number >= 0",
-            s.get("expected_gpu_count"),
-            "Fix: 0 (as many as the PCI bus shows) or the count, e.g. 8.",
-        )
-    timeout = as_int(s.get("reboot_timeout_s"))
-    if timeout is None or timeout <= 0:
-        bad("reboot_timeout_s", "must be a positive number of seconds", timeout, "Fix: 1200.")
-    if not _SAFE.match(str(s.get("run_id") or "")):
-        bad(
-            "run_id",
-            "is not a safe folder name",
-            s.get("run_id"),
-            "Fix: letters, digits, '.', '_' and '-' only.",
-        )
-    if not _USER.match(str(s.get("persistenced_user") or "")):
-        bad(
-            "persistenced_user",
-            "is not a valid user name",
-            s.get("persistenced_user"),
-            "Fix: nvidia-persistenced.",
-        )
-    errors.extend(platform_errors(s, platform, name, branch, architecture))
-    return errors
-
-
-def platform_errors(
-    s: Mapping[str, Any],
-    platform: Mapping[str, Any] | None,
-    name: str,
-    branch: int | None,
-    architecture: str,
-) -> list[str]:
-    """What the chosen platform cannot do with these settings (route local_cpu: nothing)."""
-    if s.get("route") != "rented_gpu" and not s.get("force_configure"):
-        return []
-    if not platform:
-        supported = ", ".join(s.get("supported_platforms") or [])
-        return [
-            f"nvidia_driver_platform: {name} is not a supported distribution (supported: "
-            f"{supported}). Fix: use one of them, or for a derivative set "
-            "nvidia_driver_platform to the release it follows, e.g. Ubuntu-24.04."
-        ]
-    errors: list[str] = []
-    label = platform.get("label", name)
-    source = s.get("source")
-    spec = platform.get(source) if source in SOURCES else None
-    if source in SOURCES and not spec:
-        errors.append(
-            f"nvidia_driver_source: {label} has no {source} driver in this role's matrix. "
-            f"Fix: use {'distro' if source == 'cuda_repo' else 'cuda_repo'}."
-        )
-        return errors
-    if spec is None:
-        return errors
-    branches = [str(b) for b in spec.get("branches", [])]
-    if branch is not None and branches and str(branch) not in branches:
-        errors.append(
-            f"nvidia_driver_branch: {label} packages driver branch(es) {', '.join(branches)} "
-            f"only (source {source}), got '{branch}'. Fix: set nvidia_driver_branch to one of "
-            "them, or nvidia_driver_source: cuda_repo."
-        )
-    if (
-        branch is not None
-        and source == "cuda_repo"
-        and spec.get("naming") == "ubuntu"
-        and branch >= UBUNTU_UNSUFFIXED_FROM
-    ):
-        errors.append(
-            f"nvidia_driver_branch: from {UBUNTU_UNSUFFIXED_FROM} NVIDIA's Ubuntu packages "
-            f"no longer carry the branch in their names, which this role does not handle yet, "
-            f"got '{branch}'. Fix: a branch up to 580 (580 is a long-term branch)."
-        )
-    if source == "cuda_repo" and architecture not in (spec.get("arches") or {}):
-        errors.append(
-            f"nvidia_driver_source: NVIDIA's CUDA repository for {label} has no "
-            f"{architecture} packages here (known: {', '.join(spec.get('arches') or {})}). "
-            "Fix: nvidia_driver_source: distro."
-        )
-    if s.get("fabric_manager") == "install" and not spec.get("fabric_manager", True):
-        errors.append(
-            f"nvidia_driver_fabric_manager: {label}'s {source} packages have no Fabric "
-            "Manager. Fix: nvidia_driver_source: cuda_repo."
-        )
-    if s.get("install_container_toolkit") and architecture not in DEB_ARCH:
-        errors.append(
-            f"nvidia_driver_install_container_toolkit: no container toolkit packages for "
-            f"{architecture}. Fix: false."
-        )
-    return errors
 
 
 # --- package sets ---------------------------------------------------------------------
