@@ -185,8 +185,7 @@ def test_operator_stop_stays_stopped(host) -> None:
     vllm.service canceled")."""
     assert host.check_output("systemctl show vllm-liveness.service -p Requisite --value") == ""
     stop = host.run(
-        "systemctl stop vllm & stop=$!; sleep 1; systemctl start vllm-liveness.service; "
-        "wait $stop"
+        "systemctl stop vllm & stop=$!; sleep 1; systemctl start vllm-liveness.service; wait $stop"
     )
     assert stop.rc == 0, stop.stderr
     time.sleep(25)  # longer than RestartSec and the lab's liveness interval (10 s)
