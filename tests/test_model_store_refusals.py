@@ -66,59 +66,153 @@ def _group_exists(name: str) -> bool:
     return True
 
 
+HUB = {"model_store_source": "hub", "model_store_repo_id": "a/b", "model_store_revision": SHA}
+HOST = {"model_store_source": "host", "model_store_host_dir": "/var/lib/llmhost/x/hf_export"}
+
+# (id, overrides, expected in the output: the variable first, the problem, the value, the fix)
 BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("unknown-source", {"model_store_source": "ftp"}, "model_store_source"),
-    ("unsafe-name", {"model_store_name": "../../etc"}, "model_store_name"),
-    ("empty-name", {"model_store_name": ""}, "model_store_name"),
-    ("relative-root", {"model_store_root": "models/../x"}, "model_store_root"),
+    # meta/argument_specs.yml: types and choices
+    (
+        "unknown-source",
+        {"model_store_source": "ftp"},
+        "model_store_source must be one of: hub, local, host, got: ftp",
+    ),
+    ("timeout-type", {**HUB, "model_store_hub_timeout_s": "soon"}, "model_store_hub_timeout_s"),
+    # tasks/validate.yml: the assert list
+    (
+        "unsafe-name",
+        {"model_store_name": "../../etc"},
+        "model_store_name: must be a safe folder name (letters, digits, '.', '_' and '-'; "
+        "no '/', no '..', not empty), got '../../etc'. Fix:",
+    ),
+    ("empty-name", {"model_store_name": ""}, "model_store_name: must be a safe folder name"),
+    (
+        "relative-root",
+        {"model_store_root": "models/../x"},
+        "model_store_root must be an absolute path (got 'models/../x')",
+    ),
     (
         "hub-branch",
-        {"model_store_source": "hub", "model_store_repo_id": "a/b", "model_store_revision": "main"},
-        "model_store_revision",
+        {**HUB, "model_store_revision": "main"},
+        "model_store_revision: must be a commit SHA (branches and tags move, so they are "
+        "refused), got 'main'. Fix: pin the full 40-hex commit id",
     ),
     (
         "hub-short-sha",
-        {
-            "model_store_source": "hub",
-            "model_store_repo_id": "a/b",
-            "model_store_revision": SHA[:7],
-        },
-        "model_store_revision",
+        {**HUB, "model_store_revision": SHA[:7]},
+        f"model_store_revision: a 7-character short SHA is ambiguous, got '{SHA[:7]}'. "
+        "Fix: use the full 40-hex commit id",
     ),
     (
         "hub-upper-sha",
-        {
-            "model_store_source": "hub",
-            "model_store_repo_id": "a/b",
-            "model_store_revision": SHA.upper(),
-        },
-        "model_store_revision",
+        {**HUB, "model_store_revision": SHA.upper()},
+        f"model_store_revision: must be a 40-hex commit SHA in lower case, got '{SHA.upper()}'. "
+        f"Fix: model_store_revision: '{SHA}'",
+    ),
+    (
+        "hub-empty-revision",
+        {**HUB, "model_store_revision": ""},
+        "model_store_revision: a hub model must be pinned to a commit, got ''. Fix:",
     ),
     (
         "hub-no-repo",
         {"model_store_source": "hub", "model_store_revision": SHA},
-        "model_store_repo_id",
+        "model_store_repo_id: must be a hub repository id owner/name (model_store_source is hub), "
+        "got ''",
     ),
     (
         "hub-repo-traversal",
-        {"model_store_source": "hub", "model_store_repo_id": "../x", "model_store_revision": SHA},
-        "model_store_repo_id",
+        {**HUB, "model_store_repo_id": "../x"},
+        "model_store_repo_id: must be a hub repository id owner/name",
     ),
     (
         "hub-loose-pin",
-        {
-            "model_store_source": "hub",
-            "model_store_repo_id": "a/b",
-            "model_store_revision": SHA,
-            "model_store_hub_python_requirements": ["huggingface_hub>=1"],
-        },
-        "model_store_hub_python_requirements",
+        {**HUB, "model_store_hub_python_requirements": ["huggingface_hub>=1"]},
+        "model_store_hub_python_requirements: must be exact pins (name==version) and pin "
+        "huggingface_hub, got ['huggingface_hub>=1']. Fix:",
     ),
-    ("local-missing", {"model_store_local_dir": "/nonexistent/hf_export"}, "model_store_local_dir"),
-    ("local-empty-dir", {"model_store_local_dir": ""}, "model_store_local_dir"),
-    ("local-unsafe-label", {"model_store_revision": "../v1"}, "model_store_revision"),
-    ("bad-file-mode", {"model_store_file_mode": "rw-r-----"}, "model_store_file_mode"),
-    ("bad-group", {"model_store_group": "Bad Group"}, "model_store_group"),
+    (
+        "hub-no-hub-pin",
+        {**HUB, "model_store_hub_python_requirements": ["requests==2.32.3"]},
+        "model_store_hub_python_requirements: must be exact pins (name==version) and pin "
+        "huggingface_hub, got ['requests==2.32.3']",
+    ),
+    (
+        "hub-endpoint",
+        {**HUB, "model_store_hub_endpoint": "ftp://mirror"},
+        "model_store_hub_endpoint: must be an http(s) URL, got 'ftp://mirror'. Fix:",
+    ),
+    (
+        "hub-timeout",
+        {**HUB, "model_store_hub_timeout_s": 0},
+        "model_store_hub_timeout_s: must be a positive number of seconds, got 0. Fix:",
+    ),
+    (
+        "local-missing",
+        {"model_store_local_dir": "/nonexistent/hf_export"},
+        "model_store_local_dir: is not a folder on the control node, got '/nonexistent/hf_export'",
+    ),
+    (
+        "local-empty-dir",
+        {"model_store_local_dir": ""},
+        "model_store_local_dir: must name the model folder on the control node "
+        "(model_store_source is local), got ''. Fix:",
+    ),
+    (
+        "local-unsafe-label",
+        {"model_store_revision": "../v1"},
+        "model_store_revision: must be a safe folder name (letters, digits, '.', '_' and '-') "
+        "for a local model, got '../v1'. Fix:",
+    ),
+    (
+        "host-empty-dir",
+        {**HOST, "model_store_host_dir": ""},
+        "model_store_host_dir: must name a model folder on the host (model_store_source is host), "
+        "got ''. Fix: run playbooks/train.yml",
+    ),
+    (
+        "host-relative-dir",
+        {**HOST, "model_store_host_dir": "out/hf_export"},
+        "model_store_host_dir: must be an absolute path on the host without '.' or '..' parts, "
+        "got 'out/hf_export'. Fix:",
+    ),
+    (
+        "host-dotdot-dir",
+        {**HOST, "model_store_host_dir": "/var/lib/../../etc"},
+        "model_store_host_dir: must be an absolute path on the host without '.' or '..' parts, "
+        "got '/var/lib/../../etc'",
+    ),
+    (
+        "host-unsafe-label",
+        {**HOST, "model_store_revision": "v1/../x"},
+        "model_store_revision: must be a safe folder name (letters, digits, '.', '_' and '-') "
+        "for a host model, got 'v1/../x'",
+    ),
+    (
+        "bad-file-mode",
+        {"model_store_file_mode": "rw-r-----"},
+        "model_store_file_mode: must be an octal string, got 'rw-r-----'. Fix:",
+    ),
+    (
+        "bad-dir-mode",
+        {"model_store_dir_mode": "750"},
+        "model_store_dir_mode: must be an octal string, got '750'. Fix:",
+    ),
+    (
+        "bad-group",
+        {"model_store_group": "Bad Group"},
+        "model_store_group: must be a valid group name, got 'Bad Group'. Fix:",
+    ),
+    (
+        "negative-margin",
+        {"model_store_disk_margin_gib": -1.0},
+        "model_store_disk_margin_gib: must not be negative, got -1.0. Fix:",
+    ),
+    (
+        "unsafe-run-id",
+        {"model_store_run_id": "../x"},
+        "model_store_run_id: must be a safe folder name, got '../x'. Fix:",
+    ),
 ]
 
 
@@ -179,20 +273,50 @@ def test_system_folder_refused_and_left_as_it_was(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("overrides", "variable"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
+    ("overrides", "expected"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
 )
 def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], variable: str
+    tmp_path: Path, overrides: dict[str, Any], expected: str
 ) -> None:
     _model(tmp_path / "src")
     result = _run(tmp_path, model_store_hf_token=TOKEN, **overrides)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
-    assert variable in out, out
+    assert expected in out, out
+    _assert_unchanged(tmp_path, out)
+
+
+def _assert_unchanged(tmp_path: Path, out: str) -> None:
     assert TOKEN not in out, "the token reached the log"
     assert not (tmp_path / "store").exists(), "the host was touched before the refusal"
+    assert not (tmp_path / "tools").exists(), "the hub tools were created before the refusal"
     assert not (tmp_path / "bundle").exists(), "evidence was written for a refused run"
     assert not _group_exists(GROUP), "the group was created before the refusal"
+
+
+@pytest.mark.slow
+def test_every_bad_input_is_reported_in_one_run(tmp_path: Path) -> None:
+    _model(tmp_path / "src")
+    result = _run(
+        tmp_path,
+        model_store_hf_token=TOKEN,
+        model_store_source="hub",
+        model_store_repo_id="a/b",
+        model_store_revision="main",
+        model_store_root="/srv",
+        model_store_file_mode="640",
+        model_store_group="Bad Group",
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    for expected in (
+        "model_store_revision: must be a commit SHA",
+        "model_store_root '/srv' is a system directory",
+        "model_store_file_mode: must be an octal string, got '640'",
+        "model_store_group: must be a valid group name",
+    ):
+        assert expected in out, out
+    _assert_unchanged(tmp_path, out)
 
 
 @pytest.mark.slow
