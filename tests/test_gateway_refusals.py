@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from role_runner import run_role
+from role_runner import CaseResult, run_cases, run_role
 
 KEY = "gateway-refusal-key-0123456789"
 KEY_B = "gateway-refusal-key-bob-0123456789"
@@ -20,7 +20,7 @@ ALICE = {"name": "alice", "key": KEY}
 CHAT = {"path": "/v1/chat/completions", "methods": ["POST"]}
 
 
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "gateway_tenants": [ALICE],
         "gateway_upstream_api_key": UPSTREAM_KEY,
@@ -28,7 +28,11 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "gateway_firewall_enabled": False,
     }
     extra.update(overrides)
-    return run_role(tmp_path, "gateway", extra, tags="gateway_preflight")
+    return extra
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    return run_role(tmp_path, "gateway", _vars(tmp_path, **overrides), tags="gateway_preflight")
 
 
 def _tenants(*extra: dict[str, Any]) -> dict[str, Any]:
@@ -174,18 +178,29 @@ def _secrets(overrides: dict[str, Any]) -> set[str]:
     return {k for k in keys if k} | {k.upper() for k in keys if k}
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case."""
+    base = tmp_path_factory.mktemp("gateway-refusals")
+    cases = {f"case{i}": _vars(base / f"case{i}", **c[0]) for i, c in enumerate(CASES)}
+    return base, run_cases(base, "gateway", cases, tags="gateway_preflight")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("overrides", "expected"), CASES, ids=[str(c[0])[:50] for c in CASES])
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[str(c[0])[:50] for c in CASES])
 def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
-    result = _run(tmp_path, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in out, out
+    base, results = refusals
+    overrides, expected = CASES[index]
+    result = results[f"case{index}"]
+    assert result.failed, result.output
+    assert expected in result.output, result.output
     for secret in _secrets(overrides):
-        assert secret not in out, "a key reached the output"
-    assert not (tmp_path / "bundle").exists(), "evidence was written before the refusal"
+        assert secret not in result.log, "a key reached the output"
+    assert not (base / f"case{index}" / "bundle").exists(), (
+        "evidence was written before the refusal"
+    )
 
 
 @pytest.mark.slow

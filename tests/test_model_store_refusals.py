@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from role_runner import run_role
+from role_runner import CaseResult, run_cases, run_role
 
 ROOT = Path(__file__).resolve().parents[1]
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -42,7 +42,7 @@ def _model(folder: Path) -> Path:
     return folder
 
 
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "model_store_root": str(tmp_path / "store" / "models"),
         "model_store_name": "tiny-test",
@@ -55,7 +55,11 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "model_store_disk_margin_gib": 0.01,
     }
     extra.update(overrides)
-    return run_role(tmp_path, "model_store", extra, gather_facts=False)
+    return extra
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    return run_role(tmp_path, "model_store", _vars(tmp_path, **overrides), gather_facts=False)
 
 
 def _group_exists(name: str) -> bool:
@@ -232,58 +236,73 @@ SYSTEM_FOLDERS = [
 ]
 
 
+def _probe(folder: str) -> Path | None:
+    return Path(posixpath.normpath(folder)) if folder.startswith("/") else None
+
+
+def _stat(probe: Path | None) -> tuple[int, int, int] | None:
+    if probe is None or not probe.exists():
+        return None
+    st = probe.stat()
+    return (st.st_mode, st.st_uid, st.st_gid)
+
+
+@pytest.fixture(scope="module")
+def system_folders(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, CaseResult], list[tuple[int, int, int] | None]]:
+    """Every system folder at once (one ansible-playbook, a host per case), each folder's
+    mode and owner before the run."""
+    base = tmp_path_factory.mktemp("model-store-system-folders")
+    before = [_stat(_probe(folder)) for _, folder in SYSTEM_FOLDERS]
+    cases = {}
+    for i, (variable, folder) in enumerate(SYSTEM_FOLDERS):
+        _model(base / f"case{i}" / "src")
+        cases[f"case{i}"] = _vars(base / f"case{i}", **{variable: folder})
+    results = run_cases(base, "model_store", cases, gather_facts=False, tags="model_store_validate")
+    return results, before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("variable", "folder"), SYSTEM_FOLDERS, ids=[f"{v}={p}" for v, p in SYSTEM_FOLDERS]
+    "index", range(len(SYSTEM_FOLDERS)), ids=[f"{v}={p}" for v, p in SYSTEM_FOLDERS]
 )
 def test_system_folder_refused_and_left_as_it_was(
-    tmp_path: Path, variable: str, folder: str
+    system_folders: tuple[dict[str, CaseResult], list[tuple[int, int, int] | None]], index: int
 ) -> None:
-    _model(tmp_path / "src")
-    probe = Path(posixpath.normpath(folder)) if folder.startswith("/") else None
-    before = (
-        (probe.stat().st_mode, probe.stat().st_uid, probe.stat().st_gid)
-        if probe and probe.exists()
-        else None
-    )
-    result = run_role(
-        tmp_path,
-        "model_store",
-        {
-            "model_store_root": str(tmp_path / "store" / "models"),
-            "model_store_name": "tiny-test",
-            "model_store_source": "local",
-            "model_store_local_dir": str(tmp_path / "src"),
-            "model_store_group": GROUP,
-            "model_store_hub_tools_root": str(tmp_path / "tools"),
-            "model_store_evidence_dir": str(tmp_path / "bundle"),
-            variable: folder,
-        },
-        gather_facts=False,
-        tags="model_store_validate",
-    )
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
+    results, before = system_folders
+    variable, folder = SYSTEM_FOLDERS[index]
+    result = results[f"case{index}"]
+    out = result.output
+    assert result.failed, out
     assert f"{variable} '{folder}'" in out or f"{variable} must be an absolute path" in out, out
     assert "Fix: a folder of its own" in out, out
-    if before is not None:
-        assert (probe.stat().st_mode, probe.stat().st_uid, probe.stat().st_gid) == before
+    if before[index] is not None:
+        assert _stat(_probe(folder)) == before[index]
     assert not _group_exists(GROUP), "the group was created before the refusal"
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case."""
+    base = tmp_path_factory.mktemp("model-store-refusals")
+    cases = {}
+    for i, case in enumerate(BAD_CASES):
+        _model(base / f"case{i}" / "src")
+        cases[f"case{i}"] = _vars(base / f"case{i}", model_store_hf_token=TOKEN, **case[1])
+    return base, run_cases(base, "model_store", cases, gather_facts=False)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("overrides", "expected"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
-)
+@pytest.mark.parametrize("index", range(len(BAD_CASES)), ids=[c[0] for c in BAD_CASES])
 def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
-    _model(tmp_path / "src")
-    result = _run(tmp_path, model_store_hf_token=TOKEN, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in out, out
-    _assert_unchanged(tmp_path, out)
+    base, results = refusals
+    result = results[f"case{index}"]
+    assert result.failed, result.output
+    assert BAD_CASES[index][2] in result.output, result.output
+    _assert_unchanged(base / f"case{index}", result.log)
 
 
 def _assert_unchanged(tmp_path: Path, out: str) -> None:

@@ -9,15 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from role_runner import refused_vars, run_role
+from role_runner import CaseResult, refused_vars, run_cases, run_role
 
 
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
-    extra: dict[str, Any] = {
+def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    return {
         "monitoring_tsdb_dir": str(tmp_path / "tsdb"),
         "monitoring_textfile_dir": str(tmp_path / "textfile"),
         **overrides,
     }
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    extra = _vars(tmp_path, **overrides)
     return run_role(tmp_path, "monitoring", extra, tags="monitoring_preflight")
 
 
@@ -84,23 +88,30 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case."""
+    base = tmp_path_factory.mktemp("monitoring-refusals")
+    cases = {f"case{i}": _vars(base / f"case{i}", **c[0]) for i, c in enumerate(CASES)}
+    return base, run_cases(base, "monitoring", cases, tags="monitoring_preflight")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("overrides", "check", "words"),
-    CASES,
-    ids=[f"{c[1]}={next(iter(c[0].values()))}" for c in CASES],
+    "index", range(len(CASES)), ids=[f"{c[1]}={next(iter(c[0].values()))}" for c in CASES]
 )
 def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], check: str, words: str
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
-    result = _run(tmp_path, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert refused_vars(out) == [check], out  # exactly the one check this input breaks
-    assert f"{check}: " in out
-    assert words in out, out
+    base, results = refusals
+    _, check, words = CASES[index]
+    result = results[f"case{index}"]
+    assert result.failed, result.output
+    assert result.refused == (check,), result.output  # exactly the one check this input breaks
+    assert f"{check}: " in result.output
+    assert words in result.output, result.output
     for created in ("tsdb", "textfile"):
-        assert not (tmp_path / created).exists(), f"{created} was created before the refusal"
+        assert not (base / f"case{index}" / created).exists(), f"{created} was created"
 
 
 @pytest.mark.slow

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import yaml
 from jinja2 import Environment
-from role_runner import ROOT, run_role
+from role_runner import ROOT, CaseResult, run_cases, run_role
 
 KEY = "refusal-test-key-0123456789"
 
 
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     model = tmp_path / "model"
-    model.mkdir(exist_ok=True)
+    model.mkdir(parents=True, exist_ok=True)
     (model / "config.json").write_text(json.dumps({"n_positions": 128}), encoding="utf-8")
     extra: dict[str, Any] = {
         "vllm_model_path": str(model),
@@ -29,7 +29,11 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "vllm_cache_dir": str(tmp_path / "cache"),
     }
     extra.update(overrides)
-    return run_role(tmp_path, "vllm", extra, tags="vllm_preflight")
+    return extra
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    return run_role(tmp_path, "vllm", _vars(tmp_path, **overrides), tags="vllm_preflight")
 
 
 CASES = [
@@ -73,18 +77,27 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case."""
+    base = tmp_path_factory.mktemp("vllm-refusals")
+    cases = {f"case{i}": _vars(base / f"case{i}", **c[0]) for i, c in enumerate(CASES)}
+    return base, run_cases(base, "vllm", cases, tags="vllm_preflight")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("overrides", "expected"), CASES, ids=[c[1][:30] for c in CASES])
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c[1][:30] for c in CASES])
 def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
-    result = _run(tmp_path, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in out, out
-    assert KEY not in out, "the API key reached the output"
+    base, results = refusals
+    expected = CASES[index][1]
+    result = results[f"case{index}"]
+    assert result.failed, result.output
+    assert expected in result.output, result.output
+    assert KEY not in result.log, "the API key reached the output"
     for created in ("opt", "etc", "cache"):
-        assert not (tmp_path / created).exists(), f"{created} was created before the refusal"
+        assert not (base / f"case{index}" / created).exists(), f"{created} was created"
 
 
 @pytest.mark.slow
