@@ -1,9 +1,10 @@
 """The hard stop's one time format, checked against every reader of a hard-stop time.
 
-Readers: the helper itself (plugin_utils/hard_stop.py), preflight_errors (the GPU plan
-gate), teardown_guard_errors, teardown_oncalendar and teardown_clock_errors (the guard and
-its timer), hard_stop_errors and hard_stop_epoch (monitoring's check and gauge) and
-scripts/llmhost.py's plan_hard_stop (status). Each valid value must be accepted by every
+Readers: the helper itself (plugin_utils/hard_stop.py), teardown_guard_errors,
+teardown_oncalendar and teardown_clock_errors (the guard and its timer), hard_stop_errors
+and hard_stop_epoch (preflight's GPU plan gate, monitoring's check and gauge) and
+scripts/llmhost.py's plan_hard_stop (status). preflight's gate itself, run as a role, is
+in tests/test_preflight_refusals.py. Each valid value must be accepted by every
 reader as the same moment; each invalid one refused by every reader with the same message
 (after the variable's name). A reader that parses on its own fails here."""
 
@@ -15,13 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.utils.yaml import from_yaml
 from ansible_collections.llmhost.core.plugins.filter.hard_stop import FilterModule
-from ansible_collections.llmhost.core.plugins.filter.preflight import preflight_errors
 from ansible_collections.llmhost.core.plugins.filter.teardown import (
     teardown_clock_errors,
     teardown_guard_errors,
@@ -93,30 +92,6 @@ INVALID: list[tuple[object, str]] = [
 ]
 EMPTY: list[object] = ["", None]
 
-GOOD_MODEL: dict[str, Any] = {
-    "name": "mini-gpt2-test",
-    "source": "local",
-    "params": 1400000,
-    "dtype": "float32",
-    "num_layers": 4,
-    "hidden_size": 128,
-    "num_attention_heads": 4,
-    "num_kv_heads": 4,
-    "max_context": 512,
-    "license": "test",
-}
-
-
-def _preflight(value: object) -> list[str]:
-    inputs = {
-        "route": "local_cpu",
-        "gpu_plan": {"hard_stop_time": value},
-        "model": GOOD_MODEL,
-        "serving": {"max_model_len": 256, "max_num_seqs": 4},
-        "models_root": "/srv/llmhost/models",
-    }
-    return preflight_errors(inputs, now=NOW)
-
 
 def _guard(value: object) -> list[str]:
     return teardown_guard_errors(
@@ -142,13 +117,11 @@ def _tail(text: str, var: str) -> str:
 
 def _refusals(value: object) -> dict[str, str]:
     """Each reader's message for a refused value, without the variable's name."""
-    (preflight,) = _preflight(value)
     (guard,) = _guard(value)
     (monitoring,) = FILTERS["hard_stop_errors"](value, "monitoring_hard_stop_time")
     moment, status = llmhost.plan_hard_stop(value)
     assert moment is None and status is not None
     return {
-        "preflight_errors": _tail(preflight, "preflight_gpu_plan.hard_stop_time"),
         "teardown_guard_errors": _tail(guard, "teardown_hard_stop_time"),
         "teardown_oncalendar": _tail(
             _raised(lambda: teardown_oncalendar(value)), "teardown_hard_stop_time"
@@ -166,7 +139,6 @@ def _refusals(value: object) -> dict[str, str]:
 @pytest.mark.parametrize(("text", "moment"), VALID, ids=[v[0] for v in VALID])
 def test_every_reader_accepts_the_same_moment(text: str, moment: datetime) -> None:
     assert hard_stop.parse(text, "x") == moment
-    assert _preflight(text) == []
     assert _guard(text) == []
     assert teardown_oncalendar(text) == moment.strftime("%Y-%m-%d %H:%M:%S UTC")
     epoch = int(moment.timestamp())
@@ -192,7 +164,6 @@ def test_every_reader_refuses_with_the_same_message(value: object, why: str) -> 
 @pytest.mark.parametrize("value", EMPTY, ids=repr)
 def test_empty_means_no_hard_stop_for_every_reader(value: object) -> None:
     assert hard_stop.parse(value, "x") is None
-    assert _preflight(value) == []
     assert _guard(value) == []
     assert FILTERS["hard_stop_errors"](value, "monitoring_hard_stop_time") == []
     assert llmhost.plan_hard_stop(value) == (None, None)
@@ -225,7 +196,8 @@ def test_unquoted_yaml_values_are_refused_by_every_reader(line: str, why: str) -
 def test_quoted_yaml_value_is_accepted() -> None:
     value = from_yaml('hard_stop_time: "2026-12-04T18:00:00Z"')["hard_stop_time"]
     assert llmhost.plan_hard_stop(value) == (datetime(2026, 12, 4, 18, tzinfo=UTC), None)
-    assert _preflight(value) == [] and _guard(value) == []
+    assert _guard(value) == []
+    assert FILTERS["hard_stop_errors"](value, "preflight_gpu_plan.hard_stop_time") == []
 
 
 def test_the_message_names_the_variable_and_a_valid_example() -> None:
