@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from role_runner import run_role
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "collections"))
-
-from ansible_collections.llmhost.core.plugins.filter.preflight import (  # noqa: E402
-    preflight_errors,
-)
 
 INVENTORIES = ["lab", "gpu-local", "rented-gpu.example"]
 EXAMPLE_VAULT = ROOT / "inventories" / "rented-gpu.example" / "vault-pass.example"
@@ -47,19 +43,26 @@ def _host_vars(inv: dict[str, Any]) -> dict[str, Any]:
     return inv["_meta"]["hostvars"][hosts[0]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", INVENTORIES)
-def test_inventory_passes_the_input_gate(name: str) -> None:
+def test_inventory_passes_the_input_gate(name: str, tmp_path: Path) -> None:
+    """The inventory's plan through preflight's input checks (its argument_specs and its
+    assert list, tag preflight_validate), run for real on localhost."""
     hv = _host_vars(_inventory(name))
     assert hv["llmhost_inventory_name"] == name
     inputs = {
-        "route": hv["llmhost_route"],
-        "gpu_plan": hv["llmhost_gpu_plan"],
-        "model": hv["llmhost_model"],
-        "serving": hv["llmhost_serving"],
-        "models_root": "/srv/llmhost/models",
+        "preflight_route": hv["llmhost_route"],
+        "preflight_gpu_plan": hv["llmhost_gpu_plan"],
+        "preflight_model": hv["llmhost_model"],
+        "preflight_serving": hv["llmhost_serving"],
+        "preflight_route_notes": hv["llmhost_route_notes"],
+        "preflight_models_root": "/srv/llmhost/models",
+        "preflight_run_id": "pytest",
+        # A fixed "now": the committed stop times are examples that users move per rental.
+        "preflight_now": "2026-11-22T00:00:00Z",
     }
-    # A fixed "now": the committed stop times are examples that users move per rental.
-    assert preflight_errors(inputs, now="2026-11-22T00:00:00Z") == []
+    result = run_role(tmp_path, "preflight", inputs, tags="preflight_validate")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_lab_is_reached_like_a_rented_host() -> None:

@@ -199,7 +199,6 @@ def _play(fakes: Path, out: Path) -> list[dict[str, Any]]:
     module = "llmhost.core.compute_facts"
     absent = "nvidia-smi-absent-llmhost-test"
     path_with_fakes = f"{fakes}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    bad_inputs = {**GOOD_INPUTS, "gpu_plan": {**GOOD_INPUTS["gpu_plan"], "hourly_budget": -3}}
     tasks: list[dict[str, Any]] = [
         {"name": "defaults", module: {}, "register": "default_run"},
         {
@@ -230,8 +229,6 @@ def _play(fakes: Path, out: Path) -> list[dict[str, Any]]:
         {
             "name": "filters as the roles call them",
             "ansible.builtin.set_fact": {
-                "pf_good": "{{ good | llmhost.core.preflight_errors(now='2026-11-22T23:00:00Z') }}",
-                "pf_bad": "{{ bad | llmhost.core.preflight_errors(now='2026-11-22T23:00:00Z') }}",
                 "fit": (
                     "{{ good.model | llmhost.core.model_fit(good.serving, good.route, "
                     "by_option.gpu.gpus, 64000, good.gpu_plan.instance_vram) }}"
@@ -246,8 +243,8 @@ def _play(fakes: Path, out: Path) -> list[dict[str, Any]]:
                 "mode": "0600",
                 "content": (
                     "{{ {'default_run': default_run, 'absent': absent, 'by_option': by_option,"
-                    " 'on_path': on_path, 'broken': broken, 'pf_good': pf_good,"
-                    " 'pf_bad': pf_bad, 'fit': fit, 'driver': driver} | to_json }}"
+                    " 'on_path': on_path, 'broken': broken,"
+                    " 'fit': fit, 'driver': driver} | to_json }}"
                 ),
             },
         },
@@ -257,7 +254,7 @@ def _play(fakes: Path, out: Path) -> list[dict[str, Any]]:
             "name": "compute_facts",
             "hosts": "localhost",
             "gather_facts": False,
-            "vars": {"good": GOOD_INPUTS, "bad": bad_inputs},
+            "vars": {"good": GOOD_INPUTS},
             "tasks": tasks,
         }
     ]
@@ -347,11 +344,6 @@ def test_module_with_a_failing_nvidia_smi(played: dict[str, Any]) -> None:
 
 
 def test_filters_through_jinja(played: dict[str, Any]) -> None:
-    assert played["pf_good"] == []
-    assert played["pf_bad"] == [
-        "preflight_gpu_plan.hourly_budget: must be a number >= 0, got -3. "
-        "Set it to the provider's hourly price, e.g. 2.49."
-    ]
     assert played["fit"]["decision"] == "fits"
     assert played["fit"]["profile"]["hardware"]["description"].startswith(
         "1 x NVIDIA H100 80GB HBM3"

@@ -1,9 +1,11 @@
 """The hard stop's one time format, checked against every reader of a hard-stop time.
 
-Readers: the helper itself (plugin_utils/hard_stop.py), preflight_errors (the GPU plan
-gate), teardown_oncalendar and teardown_clock_errors (the guard's timer), hard_stop_errors
-and hard_stop_epoch (monitoring's check and gauge, the teardown guard's checks) and
-scripts/llmhost.py's plan_hard_stop (status). Each valid value must be accepted by every
+Readers: the helper itself (plugin_utils/hard_stop.py), teardown_oncalendar and
+teardown_clock_errors (the guard's timer), hard_stop_errors and hard_stop_epoch (the
+preflight GPU plan gate, the teardown guard's checks, monitoring's check and gauge) and
+scripts/llmhost.py's plan_hard_stop (status). The gates themselves, run as roles, are in
+tests/test_preflight_refusals.py and tests/test_teardown_refusals.py. Each valid value must
+be accepted by every
 reader as the same moment; each invalid one refused by every reader with the same message
 (after the variable's name). A reader that parses on its own fails here."""
 
@@ -15,13 +17,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.utils.yaml import from_yaml
 from ansible_collections.llmhost.core.plugins.filter.hard_stop import FilterModule
-from ansible_collections.llmhost.core.plugins.filter.preflight import preflight_errors
 from ansible_collections.llmhost.core.plugins.filter.teardown import (
     teardown_clock_errors,
     teardown_oncalendar,
@@ -92,30 +92,6 @@ INVALID: list[tuple[object, str]] = [
 ]
 EMPTY: list[object] = ["", None]
 
-GOOD_MODEL: dict[str, Any] = {
-    "name": "mini-gpt2-test",
-    "source": "local",
-    "params": 1400000,
-    "dtype": "float32",
-    "num_layers": 4,
-    "hidden_size": 128,
-    "num_attention_heads": 4,
-    "num_kv_heads": 4,
-    "max_context": 512,
-    "license": "test",
-}
-
-
-def _preflight(value: object) -> list[str]:
-    inputs = {
-        "route": "local_cpu",
-        "gpu_plan": {"hard_stop_time": value},
-        "model": GOOD_MODEL,
-        "serving": {"max_model_len": 256, "max_num_seqs": 4},
-        "models_root": "/srv/llmhost/models",
-    }
-    return preflight_errors(inputs, now=NOW)
-
 
 def _clock(value: object) -> list[str]:
     return teardown_clock_errors({"next_elapse": "@1796407200", "hard_stop_time": value}, NOW)
@@ -135,12 +111,10 @@ def _tail(text: str, var: str) -> str:
 
 def _refusals(value: object) -> dict[str, str]:
     """Each reader's message for a refused value, without the variable's name."""
-    (preflight,) = _preflight(value)
     (monitoring,) = FILTERS["hard_stop_errors"](value, "monitoring_hard_stop_time")
     moment, status = llmhost.plan_hard_stop(value)
     assert moment is None and status is not None
     return {
-        "preflight_errors": _tail(preflight, "preflight_gpu_plan.hard_stop_time"),
         "teardown_oncalendar": _tail(
             _raised(lambda: teardown_oncalendar(value)), "teardown_hard_stop_time"
         ),
@@ -157,7 +131,6 @@ def _refusals(value: object) -> dict[str, str]:
 @pytest.mark.parametrize(("text", "moment"), VALID, ids=[v[0] for v in VALID])
 def test_every_reader_accepts_the_same_moment(text: str, moment: datetime) -> None:
     assert hard_stop.parse(text, "x") == moment
-    assert _preflight(text) == []
     assert teardown_oncalendar(text) == moment.strftime("%Y-%m-%d %H:%M:%S UTC")
     epoch = int(moment.timestamp())
     assert teardown_clock_errors({"next_elapse": f"@{epoch}", "hard_stop_time": text}, NOW) == []
@@ -182,7 +155,6 @@ def test_every_reader_refuses_with_the_same_message(value: object, why: str) -> 
 @pytest.mark.parametrize("value", EMPTY, ids=repr)
 def test_empty_means_no_hard_stop_for_every_reader(value: object) -> None:
     assert hard_stop.parse(value, "x") is None
-    assert _preflight(value) == []
     assert FILTERS["hard_stop_errors"](value, "monitoring_hard_stop_time") == []
     assert llmhost.plan_hard_stop(value) == (None, None)
     # Readers that need a time say it is empty rather than guess one.
@@ -214,7 +186,7 @@ def test_unquoted_yaml_values_are_refused_by_every_reader(line: str, why: str) -
 def test_quoted_yaml_value_is_accepted() -> None:
     value = from_yaml('hard_stop_time: "2026-12-04T18:00:00Z"')["hard_stop_time"]
     assert llmhost.plan_hard_stop(value) == (datetime(2026, 12, 4, 18, tzinfo=UTC), None)
-    assert _preflight(value) == []
+    assert FILTERS["hard_stop_errors"](value, "preflight_gpu_plan.hard_stop_time") == []
 
 
 def test_the_message_names_the_variable_and_a_valid_example() -> None:
