@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from role_runner import ROOT, run_role
+from role_runner import ROOT, CaseResult, run_cases, run_role
 
 GOOD_MODEL: dict[str, Any] = {
     "name": "mini-gpt2-test",
@@ -43,7 +43,7 @@ GOOD_PLAN: dict[str, Any] = {
 }
 
 
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "preflight_route": "local_cpu",
         "preflight_model": GOOD_MODEL,
@@ -54,7 +54,11 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
         "preflight_models_root": str(tmp_path / "models"),
     }
     extra.update(overrides)
-    return run_role(tmp_path, "preflight", extra)
+    return extra
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
+    return run_role(tmp_path, "preflight", _vars(tmp_path, **overrides))
 
 
 SHA = "7ae557604adf67be50417f59c2c2f167def9a775"
@@ -369,17 +373,27 @@ def _case_id(case: tuple[dict[str, Any], str]) -> str:
     return " ".join(case[1].split())[:60]
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case."""
+    base = tmp_path_factory.mktemp("preflight-refusals")
+    cases = {f"case{i}": _vars(base / f"case{i}", **c[0]) for i, c in enumerate(BAD_CASES)}
+    return base, run_cases(base, "preflight", cases)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("overrides", "expected"), BAD_CASES, ids=map(_case_id, BAD_CASES))
+@pytest.mark.parametrize("index", range(len(BAD_CASES)), ids=map(_case_id, BAD_CASES))
 def test_bad_plan_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
-    result = _run(tmp_path, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in " ".join(out.split()).replace("''", "'"), out
-    assert not (tmp_path / "bundle").exists(), "a report was written before the refusal"
-    assert not (tmp_path / "facts.d").exists(), "a host fact was written before the refusal"
+    base, results = refusals
+    result = results[f"case{index}"]
+    assert result.failed, result.output
+    assert BAD_CASES[index][1] in " ".join(result.output.split()), result.output
+    assert not (base / f"case{index}" / "bundle").exists(), (
+        "a report was written before the refusal"
+    )
+    assert not (base / "facts.d").exists(), "a host fact was written before the refusal"
 
 
 @pytest.mark.slow
@@ -485,23 +499,29 @@ GOOD_VARIANTS: list[dict[str, Any]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def good_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
+    """Every good variant at once: one ansible-playbook, a host per variant."""
+    base = tmp_path_factory.mktemp("preflight-good")
+    cases = {
+        f"good{i}": {
+            "preflight_run_id": "pytest",
+            "preflight_evidence_dir": str(base / f"good{i}" / "bundle"),
+            "preflight_models_root": str(base / f"good{i}" / "models"),
+            **overrides,
+        }
+        for i, overrides in enumerate(GOOD_VARIANTS)
+    }
+    return run_cases(base, "preflight", cases, tags="preflight_validate")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "overrides", GOOD_VARIANTS, ids=[str(i) for i in range(len(GOOD_VARIANTS))]
+    "index", range(len(GOOD_VARIANTS)), ids=[str(i) for i in range(len(GOOD_VARIANTS))]
 )
-def test_good_inputs_pass_the_checks(tmp_path: Path, overrides: dict[str, Any]) -> None:
-    result = run_role(
-        tmp_path,
-        "preflight",
-        {
-            "preflight_run_id": "pytest",
-            "preflight_evidence_dir": str(tmp_path / "bundle"),
-            "preflight_models_root": str(tmp_path / "models"),
-            **overrides,
-        },
-        tags="preflight_validate",
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_good_inputs_pass_the_checks(good_runs: dict[str, CaseResult], index: int) -> None:
+    result = good_runs[f"good{index}"]
+    assert not result.failed, result.output
 
 
 @pytest.mark.slow
