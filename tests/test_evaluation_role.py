@@ -139,19 +139,19 @@ def test_load_errors_fail_the_gate(tmp_path: Path, endpoint: dict[str, Any]) -> 
 REFUSALS = [
     (
         {"evaluation_base_url": "ftp://x/v1"},
-        "refused before anything was sent: evaluation_base_url",
+        "evaluation_base_url: must be an http(s) URL ending in /v1, got 'ftp://x/v1'",
     ),
-    ({"evaluation_api_key": "short"}, "sent: evaluation_api_key must be set"),
+    ({"evaluation_api_key": "short"}, "evaluation_api_key: must be set and at least 16"),
     (
         {"evaluation_base_url": "http://127.0.0.1:9/v1"},
-        "sent: evaluation_ca_file / evaluation_ca_host_file need an https://",
+        "evaluation_ca_file / evaluation_ca_host_file: need an https://",
     ),
-    ({"evaluation_evidence_dir": "relative/dir"}, "evaluation_evidence_dir must be an absolute"),
+    ({"evaluation_evidence_dir": "relative/dir"}, "evaluation_evidence_dir: must be an absolute"),
     (
         {"evaluation_gate_min_pass_rate": 1.5},
-        "evaluation_gate_min_pass_rate must lie in 0-1 (got 1.5)",
+        "evaluation_gate_min_pass_rate: must lie in 0-1, got 1.5",
     ),
-    ({"evaluation_load_concurrency": 0}, "sent: evaluation_load_concurrency must be >= 1 (got 0)."),
+    ({"evaluation_load_concurrency": 0}, "evaluation_load_concurrency: must be >= 1, got 0."),
     ({"evaluation_cases_file": "/nonexistent/cases.csv"}, "evaluation_cases_file = '/nonexistent"),
     ({"evaluation_gate_must_pass": ["lab-nope"]}, "evaluation_gate_must_pass names lab-nope"),
     ({"_bad_cases": "a,Hi,,,,e,sparkles,\n"}, "line 2 (case a): unknown check 'sparkles'"),

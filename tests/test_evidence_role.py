@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from role_runner import run_role
+import pytest
+from role_runner import refused_vars, run_role
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "evidence_fixture"
@@ -48,12 +49,49 @@ def test_bad_inputs_are_refused_together_before_writing(tmp_path: Path) -> None:
     )
     text = out.stdout + out.stderr
     assert out.returncode != 0
-    assert "evidence refused the inputs before writing anything" in text
-    assert "is not the bundle of run 'run1'" in text
-    assert "evidence_runtime is empty" in text
-    assert "evidence_adaptation.reason is empty (choice: rag)" in text
-    assert "required evidence '/etc/shadow' must be a path relative to the bundle" in text
-    assert "required evidence '../outside.txt' must be a path relative to the bundle" in text
+    assert refused_vars(text) == [
+        "evidence_dir",
+        "evidence_runtime",
+        "evidence_adaptation.reason",
+        "evidence_gpu_plan.evidence_to_copy_back / evidence_required_files",
+    ], text
+    flat = " ".join(text.split())
+    assert f"evidence_dir: '{bundle}' is not the bundle of run 'run1'" in flat
+    assert "evidence_runtime: is empty" in flat
+    assert "evidence_adaptation.reason: is empty (choice: rag)" in flat
+    assert "required evidence ['/etc/shadow', '../outside.txt'] must be paths relative" in flat
+    assert _listing(bundle) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable", "words"),
+    [
+        # The bundle's folder is named after the run id: both are refused.
+        (
+            {"evidence_run_id": "../run1"},
+            "evidence_run_id evidence_dir",
+            "is not a safe folder name",
+        ),
+        ({"evidence_inventory_name": "a b"}, "evidence_inventory_name", "is not a safe folder"),
+        ({"evidence_dir": ""}, "evidence_dir", "is empty. Fix: set it to the run's bundle"),
+        ({"evidence_dir": "evidence/lab/run1"}, "evidence_dir", "is not an absolute path"),
+        (
+            {"evidence_gpu_plan": {"evidence_to_copy_back": "gpu_plan.md"}},
+            "evidence_gpu_plan.evidence_to_copy_back",
+            "must be a list of file names",
+        ),
+    ],
+)
+def test_each_input_rule_names_its_variable(
+    tmp_path: Path, overrides: dict[str, Any], variable: str, words: str
+) -> None:
+    bundle = _bundle(tmp_path)
+    before = _listing(bundle)
+    out = _run(tmp_path, **overrides)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert refused_vars(text) == variable.split(), text
+    assert words in " ".join(text.split()), text
     assert _listing(bundle) == before
 
 
