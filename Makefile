@@ -96,7 +96,8 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
-test: venv lint unit molecule ## Lint, unit tests and every Molecule scenario (ROLE=x: one)
+test: venv ## Lint, unit tests, lab tests and every Molecule scenario (ROLE=x: one), timed per stage
+	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit lab-tests molecule
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff
@@ -106,8 +107,12 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 	ansible-lint --offline --profile production
 
 .PHONY: unit
-unit: venv tools browser ## pytest: unit tests, templates, parsers, policy checks
-	pytest -q tests
+unit: venv tools browser ## pytest without the lab hosts: unit tests, templates, parsers, refusals
+	pytest -q -m "not lab" tests
+
+.PHONY: lab-tests
+lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under load, partial runs)
+	pytest -q -m lab tests
 
 .PHONY: molecule
 molecule: venv images ## Molecule scenarios (all, or ROLE=x)
