@@ -11,7 +11,6 @@ of the actions (deploy.yml, eval.yml, evidence.yml)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,11 +19,11 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from loading import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,17 +35,8 @@ HF_TOKEN = "hf_" + "EntryPointTokenAbCdEfGhIjKlMnOpQr"
 ENV_SECRET = "entryPointEnvPassword0123456"  # noqa: S105 (a test password)
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-llmhost = _load("llmhost_entry_point", ROOT / "scripts" / "llmhost.py")
-verify_evidence = _load("llmhost_verify_evidence", ROOT / "scripts" / "verify_evidence.py")
+llmhost = load_module("llmhost_entry_point", ROOT / "scripts" / "llmhost.py")
+verify_evidence = load_module("llmhost_verify_evidence", ROOT / "scripts" / "verify_evidence.py")
 
 ANSIBLE_CFG = f"""[defaults]
 collections_path = {ROOT / "collections"}

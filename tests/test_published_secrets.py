@@ -5,17 +5,15 @@ the lab."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
+from loading import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventories" / "rented-gpu.example"
@@ -24,17 +22,10 @@ VAULT_FILE = EXAMPLE / "group_vars" / "all" / "secrets.yml"
 LIST = ROOT / "roles" / "preflight" / "files" / "published_secrets.json"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-generator = _load("llmhost_published_secrets_script", ROOT / "scripts" / "published_secrets.py")
-llmhost = _load("llmhost_entry_point_published", ROOT / "scripts" / "llmhost.py")
+generator = load_module(
+    "llmhost_published_secrets_script", ROOT / "scripts" / "published_secrets.py"
+)
+llmhost = load_module("llmhost_entry_point_published", ROOT / "scripts" / "llmhost.py")
 digest = generator.published_lib.digest
 
 
