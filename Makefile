@@ -57,9 +57,10 @@ lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bun
 
 # --- any inventory: one run = one run id = one evidence bundle (scripts/llmhost.py) ---
 # The vault password file: LLMHOST_VAULT_PASSWORD_FILE, else .cache/vault/<inventory>.pass.
-RUN_ACTIONS := deploy eval teardown train rollback
+RUN_ACTIONS := deploy release eval teardown train rollback
 .PHONY: $(RUN_ACTIONS) status
 deploy: venv ## Provision, serve, evaluate, seal (INVENTORY=inventories/<x>, ARGS=--check ...)
+release: venv ## Switch to another release behind a draining gateway, evaluate (ARGS="-e llmhost_release=<name>")
 eval: venv ## Evaluate through the gateway, seal the bundle (INVENTORY=, ARGS=)
 teardown: venv ## Drain, stop, shutdown proof, seal the bundle (INVENTORY=, ARGS=)
 train: venv ## Train the mini GPT-2, seal the bundle (INVENTORY=, ARGS=)

@@ -6,6 +6,8 @@ and prove that every stream the gateway accepted ended with `data: [DONE]`.
         --model mini-gpt2-lab --out drain_test.json [--streams 8] [--max-tokens 64] \
         [--ready-file F] [--max-seconds 900]          (key in LLMHOST_DRAIN_PROBE_KEY)
     drain_probe.py merge --probe drain_test.json --proof shutdown_proof.json
+    drain_probe.py switch --url ... --ca ... --out switch_test.json --stop-file F \
+        [--streams 4] [--max-tokens 32] [--ready-file F] [--retry-interval 0.5]
 
 `run`: each of --streams workers streams a chat completion, reads it to the end, and
 starts the next one at once, so N streams are in flight whenever the teardown begins.
@@ -14,6 +16,14 @@ its first 503 (it must carry Retry-After) and the probe ends when every worker s
 (or after --max-seconds). --ready-file is written once all N streams are producing
 tokens: start the teardown after it appears. The key is read from the environment (or
 --key-file) and never written. Standard library only; TLS is verified against --ca.
+
+`switch`: the same streams across a release switch (vLLM restarting on another model
+behind a draining gateway). A worker refused with 503 keeps asking /v1/models every
+--retry-interval (faster than Retry-After, to time the window) until the gateway serves
+again, takes the model it now lists and streams on, until --stop-file appears. It
+reports the streams accepted, completed and cut, the requests refused (each must carry
+Retry-After), any other error, the models served in order, and the refusal window the
+clients saw. Exit 0 when no stream was cut and nothing failed but the 503s.
 
 `merge`: adds the teardown's own figures from shutdown_proof.json (when the drain file
 appeared, how long the drain took, what nginx and vLLM counted in flight) and counts
@@ -74,7 +84,12 @@ def read_sse(response: http.client.HTTPResponse) -> tuple[int, bool, float | Non
 
 
 def one_stream(connect: Connect, key: str, body: Mapping[str, Any], worker: int) -> dict:
-    record: dict[str, Any] = {"worker": worker, "started": time.time(), "status": None}
+    record: dict[str, Any] = {
+        "worker": worker,
+        "model": body.get("model"),
+        "started": time.time(),
+        "status": None,
+    }
     conn = connect()
     try:
         conn.request(
@@ -187,7 +202,157 @@ class Probe:
         watcher.join(5)
 
 
+def served_model(connect: Connect, key: str) -> str | None:
+    """The first model the gateway lists, or None while it refuses or fails."""
+    conn = connect()
+    try:
+        conn.request("GET", "/v1/models", headers={"Authorization": f"Bearer {key}"})
+        response = conn.getresponse()
+        text = response.read(20000).decode("utf-8", "replace")
+        if response.status != 200:
+            return None
+        return str(json.loads(text)["data"][0]["id"])
+    except (OSError, http.client.HTTPException, ValueError, KeyError, IndexError, TypeError):
+        return None
+    finally:
+        conn.close()
+
+
+class SwitchProbe:
+    """Streams that live through a release switch: refused while the gateway drains, then
+    on to whatever model it serves next, until the stop file appears."""
+
+    def __init__(
+        self,
+        connect: Connect,
+        key: str,
+        body: Mapping[str, Any],
+        streams: int,
+        seconds: float,
+        stop_file: Path,
+        retry_interval: float,
+    ) -> None:
+        self.connect, self.key, self.body = connect, key, dict(body)
+        self.streams, self.deadline = streams, time.time() + seconds
+        self.stop_file, self.retry_interval = stop_file, retry_interval
+        self.records: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.producing: set[int] = set()
+        self.all_producing = threading.Event()
+
+    def running(self) -> bool:
+        return time.time() < self.deadline and not self.stop_file.exists()
+
+    def wait_for_service(self) -> None:
+        while self.running():
+            model = served_model(self.connect, self.key)
+            if model is not None:
+                with self.lock:
+                    self.body["model"] = model
+                return
+            time.sleep(self.retry_interval)
+
+    def worker(self, index: int) -> None:
+        while self.running():
+            with self.lock:
+                body = dict(self.body)
+            record = one_stream(self.connect, self.key, body, index)
+            with self.lock:
+                self.records.append(record)
+                if record.get("first_token"):
+                    self.producing.add(index)
+                    if len(self.producing) == self.streams:
+                        self.all_producing.set()
+            if record["status"] != 200:
+                time.sleep(self.retry_interval)
+                self.wait_for_service()
+
+    def run(self, ready_file: Path | None) -> None:
+        workers = [
+            threading.Thread(target=self.worker, args=(i,), daemon=True)
+            for i in range(self.streams)
+        ]
+        for thread in workers:
+            thread.start()
+        if ready_file is not None:
+            while not self.all_producing.wait(0.5):
+                if not self.running() or not any(t.is_alive() for t in workers):
+                    break
+            if self.all_producing.is_set():
+                ready_file.write_text(f"{iso(time.time())}\n", encoding="utf-8")
+        for thread in workers:
+            thread.join(max(0.0, self.deadline - time.time()) + 130)
+
+
 # --- analysis (pure) -----------------------------------------------------------------------
+
+
+def refusal_windows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each run of 503s in start order, up to the next accepted request."""
+    windows: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for record in sorted(records, key=lambda r: r["started"]):
+        if record["status"] == 503:
+            if current is None:
+                current = {"first_refused": record["started"], "refused": 0}
+            current["refused"] += 1
+            current["last_refused"] = record["started"]
+        elif record["status"] == 200 and current is not None:
+            current["served_again"] = record["started"]
+            windows.append(current)
+            current = None
+    if current is not None:
+        windows.append(current)
+    return [
+        {
+            "first_refused_at": iso(w["first_refused"]),
+            "served_again_at": iso(w["served_again"]) if "served_again" in w else None,
+            "refused_requests": w["refused"],
+            "observed_s": (
+                round(w["served_again"] - w["first_refused"], 3) if "served_again" in w else None
+            ),
+        }
+        for w in windows
+    ]
+
+
+def analyse_switch(records: Sequence[Mapping[str, Any]], streams: int) -> dict[str, Any]:
+    accepted = [r for r in records if r["status"] == 200]
+    truncated = [r for r in accepted if not r.get("done")]
+    refused = [r for r in records if r["status"] == 503]
+    errors = [r for r in records if r["status"] not in (200, 503)]
+    models: list[str] = []
+    for record in sorted(accepted, key=lambda r: r["started"]):
+        if not models or models[-1] != record.get("model"):
+            models.append(str(record.get("model")))
+    windows = refusal_windows(records)
+    result: dict[str, Any] = {
+        "streams_target": streams,
+        "requests": len(records),
+        "streams": {
+            "accepted": len(accepted),
+            "completed_with_done": len(accepted) - len(truncated),
+            "truncated": len(truncated),
+        },
+        "refused": {
+            "count": len(refused),
+            "with_retry_after": sum(1 for r in refused if r.get("retry_after")),
+            "retry_after_values": sorted({str(r.get("retry_after")) for r in refused}),
+            "error_codes": sorted({str(r.get("error_code")) for r in refused}),
+        },
+        "failed": len(errors),
+        "errors": [_compact(r) for r in errors][:20],
+        "models_in_order": models,
+        "refusal_windows": windows,
+    }
+    result["passed"] = bool(
+        accepted
+        and not truncated
+        and not errors
+        and all(r.get("retry_after") for r in refused)
+        and all(w["served_again_at"] for w in windows)
+    )
+    return result
 
 
 def in_flight_at(records: Sequence[Mapping[str, Any]], moment: float) -> list[Mapping[str, Any]]:
@@ -297,8 +462,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not key:
         print(f"drain_probe: no key: set {KEY_ENV} or --key-file", file=sys.stderr)
         return 2
+    connect = connector(args.url, args.ca, args.timeout)
+    model = args.model or served_model(connect, key)
+    if not model:
+        print(f"drain_probe: {args.url} lists no model (is it serving?)", file=sys.stderr)
+        return 2
     body = {
-        "model": args.model,
+        "model": model,
         "messages": [{"role": "user", "content": "Tell a long story."}],
         "max_tokens": args.max_tokens,
         "min_tokens": args.max_tokens,  # vLLM: no early stop, so every stream is as long
@@ -306,18 +476,55 @@ def cmd_run(args: argparse.Namespace) -> int:
         "temperature": 0,
         "stream": True,
     }
-    probe = Probe(
-        connector(args.url, args.ca, args.timeout), key, body, args.streams, args.max_seconds
-    )
+    probe = Probe(connect, key, body, args.streams, args.max_seconds)
     started = time.time()
     probe.run(args.ready_file, args.healthz_interval)
     result = {
         "url": args.url,
-        "model": args.model,
+        "model": model,
         "max_tokens": args.max_tokens,
         "started_at": iso(started),
         "ended_at": iso(time.time()),
         **analyse(probe.records, args.streams, probe.drain_seen, probe.last_ok),
+        "records": [_compact(r) for r in probe.records],
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("records", "errors")}))
+    return 0 if result["passed"] else 1
+
+
+def cmd_switch(args: argparse.Namespace) -> int:
+    key = os.environ.get(KEY_ENV, "")
+    if args.key_file:
+        key = Path(args.key_file).read_text(encoding="utf-8").strip()
+    if not key:
+        print(f"drain_probe: no key: set {KEY_ENV} or --key-file", file=sys.stderr)
+        return 2
+    connect = connector(args.url, args.ca, args.timeout)
+    model = args.model or served_model(connect, key)
+    if not model:
+        print(f"drain_probe: {args.url} lists no model (is it serving?)", file=sys.stderr)
+        return 2
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Tell a long story."}],
+        "max_tokens": args.max_tokens,
+        "min_tokens": args.max_tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": True,
+    }
+    probe = SwitchProbe(
+        connect, key, body, args.streams, args.max_seconds, args.stop_file, args.retry_interval
+    )
+    started = time.time()
+    probe.run(args.ready_file)
+    result = {
+        "url": args.url,
+        "max_tokens": args.max_tokens,
+        "started_at": iso(started),
+        "ended_at": iso(time.time()),
+        **analyse_switch(probe.records, args.streams),
         "records": [_compact(r) for r in probe.records],
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -340,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="keep streams in flight until the gateway drains")
     run.add_argument("--url", required=True, help="gateway base URL, e.g. https://127.0.0.1:8443")
     run.add_argument("--ca", default="", help="certificate to verify the gateway's TLS with")
-    run.add_argument("--model", required=True)
+    run.add_argument("--model", default="", help="model to ask for (default: the first listed)")
     run.add_argument("--key-file", default="", help=f"tenant key file (else ${KEY_ENV})")
     run.add_argument("--streams", type=int, default=8)
     run.add_argument("--max-tokens", type=int, default=64)
@@ -350,6 +557,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--ready-file", type=Path)
     run.add_argument("--out", type=Path, required=True)
     run.set_defaults(func=cmd_run)
+    swi = sub.add_parser("switch", help="keep streams going across a release switch")
+    swi.add_argument("--url", required=True, help="gateway base URL, e.g. https://127.0.0.1:8443")
+    swi.add_argument("--ca", default="", help="certificate to verify the gateway's TLS with")
+    swi.add_argument("--model", default="", help="model to start with (default: the first listed)")
+    swi.add_argument("--key-file", default="", help=f"tenant key file (else ${KEY_ENV})")
+    swi.add_argument("--streams", type=int, default=4)
+    swi.add_argument("--max-tokens", type=int, default=32)
+    swi.add_argument("--max-seconds", type=float, default=900)
+    swi.add_argument("--timeout", type=float, default=120, help="socket timeout per read")
+    swi.add_argument("--retry-interval", type=float, default=0.5)
+    swi.add_argument("--stop-file", type=Path, required=True, help="the probe ends when it exists")
+    swi.add_argument("--ready-file", type=Path)
+    swi.add_argument("--out", type=Path, required=True)
+    swi.set_defaults(func=cmd_switch)
     mrg = sub.add_parser("merge", help="add the teardown's figures from shutdown_proof.json")
     mrg.add_argument("--probe", type=Path, required=True)
     mrg.add_argument("--proof", type=Path, required=True)

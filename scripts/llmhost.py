@@ -5,7 +5,7 @@
         [--skip-tags T] [--check] [--diff] [-e k=v | -e @vars.yml | -e '{"k": "v"}' ...]
     python scripts/llmhost.py status -i inventories/<x> [--limit H] [--json]
 
-ACTION is deploy, eval, teardown, train, rollback or lab; each invocation is one run: one
+ACTION is deploy, release, eval, teardown, train, rollback or lab; each invocation is one run: one
 run id (the runner ident, <UTC %Y%m%dT%H%M%SZ>-<git sha12>, or LLMHOST_RUN_ID), one
 ansible-playbook process, one evidence bundle evidence/<inventory>/<run id>/ that never
 existed before. The bundle is ansible-runner's artifact folder (job_events/, stdout,
@@ -61,6 +61,9 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "teardown": ("teardown.yml", "host_logs.yml", "evidence.yml"),
     "train": ("train.yml", "evidence.yml"),
     "rollback": ("rollback.yml", "host_logs.yml", "evidence.yml"),
+    # Switch a serving host to another of the inventory's releases (-e llmhost_release=X)
+    # behind a draining gateway, then evaluate it.
+    "release": ("release.yml", "eval.yml", "host_logs.yml", "evidence.yml"),
     # lab.yml ends with teardown and the evidence role; host_logs.yml writes only into
     # .cache (never the bundle), so it may come after the role's seal: the entry point
     # seals the bundle last anyway.

@@ -43,18 +43,39 @@ def _host_vars(inv: dict[str, Any]) -> dict[str, Any]:
     return inv["_meta"]["hostvars"][hosts[0]]
 
 
+def _releases() -> list[tuple[str, str]]:
+    """(inventory, release) for every release an inventory lists; '' when it lists none."""
+    out = []
+    for name in INVENTORIES:
+        text = (ROOT / "inventories" / name / "group_vars" / "all" / "llmhost.yml").read_text()
+        releases = (yaml.safe_load(text) or {}).get("llmhost_releases") or {"": None}
+        out += [(name, release) for release in releases]
+    return out
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", INVENTORIES)
-def test_inventory_passes_the_input_gate(name: str, tmp_path: Path) -> None:
-    """The inventory's plan through preflight's input checks (its argument_specs and its
-    assert list, tag preflight_validate), run for real on localhost."""
+@pytest.mark.parametrize(("name", "release"), _releases())
+def test_inventory_passes_the_input_gate(name: str, release: str, tmp_path: Path) -> None:
+    """Each of the inventory's releases (model and serving limits) with its plan through
+    preflight's input checks (its argument_specs and its assert list, tag
+    preflight_validate), run for real on localhost."""
     hv = _host_vars(_inventory(name))
     assert hv["llmhost_inventory_name"] == name
+    if release:  # llmhost_model and llmhost_serving follow llmhost_release
+        assert hv["llmhost_model"] == "{{ llmhost_releases[llmhost_release].model }}"
+        assert hv["llmhost_serving"] == "{{ llmhost_releases[llmhost_release].serving }}"
+        assert hv["llmhost_release"] in hv["llmhost_releases"]
+    chosen = hv["llmhost_releases"][release] if release else hv
+    model, serving = (
+        (chosen["model"], chosen["serving"])
+        if release
+        else (hv["llmhost_model"], hv["llmhost_serving"])
+    )
     inputs = {
         "preflight_route": hv["llmhost_route"],
         "preflight_gpu_plan": hv["llmhost_gpu_plan"],
-        "preflight_model": hv["llmhost_model"],
-        "preflight_serving": hv["llmhost_serving"],
+        "preflight_model": model,
+        "preflight_serving": serving,
         "preflight_route_notes": hv["llmhost_route_notes"],
         "preflight_models_root": "/srv/llmhost/models",
         "preflight_run_id": "pytest",
@@ -124,3 +145,33 @@ def test_example_secrets_are_vaulted_and_open_with_the_documented_password() -> 
     assert set(hv["vault_gateway_keys"]) == {t["name"] for t in hv["gateway_tenants"]}
     assert hv["ansible_user"] == "ubuntu"
     assert hv["ansible_become"] is True
+
+
+@pytest.mark.parametrize("release", ["nope", ""])
+def test_an_unknown_release_is_refused_before_anything_runs(release: str, tmp_path: Path) -> None:
+    """run_context.yml, imported first by every playbook, refuses a release the inventory
+    does not list, naming the variable, the releases and the fix."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        LLMHOST_EVIDENCE_DIR=str(tmp_path / "bundle"),
+        LLMHOST_RUN_ID="pytest",
+    )
+    cmd = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "inventories/rented-gpu.example",
+        "--vault-password-file",
+        str(EXAMPLE_VAULT),
+        "-e",
+        f"llmhost_release={release}",
+        "playbooks/run_context.yml",
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert (
+        f"llmhost_release: '{release}' is not one of the inventory's llmhost_releases (qwen7b)"
+        in out
+    ), out
+    assert "Fix: -e llmhost_release=<one of them>" in out

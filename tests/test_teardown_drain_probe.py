@@ -40,6 +40,7 @@ class Gateway:
     def __init__(self, truncate: bool = False) -> None:
         self.draining = False
         self.truncate = truncate
+        self.model = "m"
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,12 @@ class Gateway:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    if gateway.draining:
+                        self._json(503, {"error": {"code": "draining"}}, {"Retry-After": "30"})
+                    else:
+                        self._json(200, {"data": [{"id": gateway.model}]}, {})
+                    return
                 if gateway.draining:
                     self._json(503, {"status": "draining"}, {})
                 else:
@@ -68,6 +75,9 @@ class Gateway:
                 if gateway.draining:
                     error = {"error": {"code": "draining", "message": "draining"}}
                     self._json(503, error, {"Retry-After": "30"})
+                    return
+                if body["model"] != gateway.model:
+                    self._json(404, {"error": {"code": "model_not_found"}}, {})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -220,3 +230,66 @@ def test_a_stream_refused_for_draining_marks_the_drain_seen() -> None:
     run.saw_drain(10.0)
     run.saw_drain(30.0)
     assert run.drain_seen == 10.0
+
+
+def _run_switch(gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Streams on model m; the gateway drains, the model becomes m2, the gateway reopens."""
+    monkeypatch.setenv(probe.KEY_ENV, KEY)
+    out, ready, stop = tmp_path / "switch.json", tmp_path / "ready", tmp_path / "stop"
+    args = ["switch", "--url", gw.url, "--streams", "3", "--max-tokens", "6"]
+    args += ["--retry-interval", "0.05", "--max-seconds", "30"]
+    args += ["--ready-file", str(ready), "--stop-file", str(stop), "--out", str(out)]
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(probe.main(args)))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), "the probe never had its 3 streams producing"
+    gw.draining = True
+    time.sleep(0.6)  # the streams in flight finish; new ones are refused
+    gw.model = "m2"
+    gw.draining = False
+    time.sleep(0.8)
+    stop.write_text("")
+    thread.join(30)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result["exit_code"] = codes[0]
+    return result
+
+
+def test_streams_live_through_a_release_switch(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _run_switch(gateway, tmp_path, monkeypatch)
+    assert result["passed"] is True and result["exit_code"] == 0, result
+    assert result["models_in_order"] == ["m", "m2"]
+    assert result["failed"] == 0 and result["streams"]["truncated"] == 0
+    assert result["refused"]["count"] >= 3
+    assert result["refused"]["with_retry_after"] == result["refused"]["count"]
+    [window] = result["refusal_windows"]
+    assert 0.05 < window["observed_s"] < 2.0
+    assert KEY not in json.dumps(result)
+
+
+def test_a_stream_cut_during_a_switch_fails_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Gateway(truncate=True) as gw:
+        result = _run_switch(gw, tmp_path, monkeypatch)
+    assert result["passed"] is False and result["exit_code"] == 1
+    assert result["streams"]["truncated"] == result["streams"]["accepted"] > 0
+
+
+def test_refusal_windows_close_at_the_next_accepted_request() -> None:
+    records = [
+        {"status": 200, "started": 1.0},
+        {"status": 503, "started": 2.0},
+        {"status": 503, "started": 2.5},
+        {"status": 200, "started": 4.0},
+        {"status": 503, "started": 9.0},
+    ]
+    windows = probe.refusal_windows(records)
+    assert [w["observed_s"] for w in windows] == [2.0, None]
+    assert [w["refused_requests"] for w in windows] == [2, 1]
+    assert probe.analyse_switch(records, 1)["passed"] is False  # the last window never closed

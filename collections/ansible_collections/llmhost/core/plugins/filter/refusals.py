@@ -21,7 +21,10 @@ def refused(rules: Iterable[Mapping[str, Any]]) -> list[str]:
     out: list[str] = []
     for index, rule in enumerate(rules):
         if not isinstance(rule, Mapping) or not {"var", "ok", "msg"} <= set(rule):
-            raise AnsibleFilterError(f"llmhost.core.refused: rule {index} needs var, ok and msg")
+            got = f"{type(rule).__name__} {str(rule)[:100]!r}"
+            raise AnsibleFilterError(
+                f"llmhost.core.refused: rule {index} needs var, ok and msg, got {got}"
+            )
         try:
             ok = boolean(rule["ok"], strict=True)
         except TypeError as error:
