@@ -39,6 +39,7 @@ CHECKS = [
     ("contains:Paris", answer("It is Paris."), answer("It is paris."), "'Paris'"),
     ("not_contains:SECRET", answer("nothing here"), answer("the SECRET is"), "contains 'SECRET'"),
     ("regex:(?i)\\bblue\\b", answer("Blue."), answer("bluest"), "no match"),
+    ("not_regex:(?i)7F3A", answer("no secret"), answer("ref llmhost-sp-7f3a"), "matches '7f3a'"),
     ("exact:OK", answer(" OK\n"), answer("OK."), "not exactly 'OK'"),
     ("json", answer('{"a": 1}'), answer("{a: 1}"), "not valid JSON"),
     (
@@ -183,6 +184,67 @@ def test_missing_columns_and_empty_files_are_refused() -> None:
         ec.parse_cases("id,expected,check,notes\na,c,non_empty,d\n")
     with pytest.raises(ec.CasesError, match="no cases"):
         ec.parse_cases(HEADER)
+
+
+def test_category_column_is_optional_and_validated() -> None:
+    header = "id,category,prompt,expected,check,notes\n"
+    cases = ec.parse_cases(header + "a,multi_turn,Hi,e,non_empty,\nb,,Hi,e,non_empty,\n")
+    assert [c.category for c in cases] == ["multi_turn", "uncategorised"]
+    assert ec.parse_cases(HEADER + "a,Hi,,,,e,non_empty,\n")[0].category == "uncategorised"
+    for bad in ("Factual", "multi turn", "multi-turn", "_x", "x_", "9lives", "json__schema"):
+        with pytest.raises(ec.CasesError) as info:
+            ec.parse_cases(header + f"a,{bad},Hi,e,non_empty,\n", "cases.csv")
+        assert f"cases.csv line 2 (case a): category '{bad}' must be lowercase words" in str(
+            info.value
+        )
+
+
+EXPECTED_YAML = """\
+# notes are free
+model: tiny
+expected_failures:
+  - id: a
+    reason: "does  not\\n know"
+  - {id: b.2, reason: refuses nothing}
+"""
+
+
+def test_expected_failures_are_read_in_order_with_one_line_reasons() -> None:
+    assert ec.parse_expected_failures(EXPECTED_YAML) == {
+        "a": "does not know",
+        "b.2": "refuses nothing",
+    }
+    assert ec.parse_expected_failures("expected_failures: []\n") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "needs a key expected_failures"),
+        ("expected_failures: {a: x}", "needs a key expected_failures"),
+        ("expected_failures: [a]", "entry 1: must be {id: <case id>, reason: <why it fails>}"),
+        ("expected_failures: [{id: a}]", "entry 1: must be {id"),
+        ("expected_failures: [{id: a, reason: x, extra: 1}]", "entry 1: must be {id"),
+        ("expected_failures: [{id: 'a b', reason: x}]", "id 'a b' must be letters"),
+        ("expected_failures: [{id: 7, reason: x}]", "id 7 must be letters"),
+        ("expected_failures: [{id: a, reason: ' '}]", "entry 1 (a): the reason is empty"),
+        (
+            "expected_failures: [{id: a, reason: x}, {id: a, reason: y}]",
+            "entry 2: id 'a' is listed twice",
+        ),
+        ("expected_failures: [\n", "not YAML"),
+    ],
+)
+def test_bad_expected_failures_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ec.CasesError) as info:
+        ec.parse_expected_failures(text, "ef.yml")
+    assert message in str(info.value) and str(info.value).startswith("ef.yml")
+
+
+def test_unknown_ids_are_named_in_order() -> None:
+    cases = ec.parse_cases(HEADER + "a,Hi,,,,e,non_empty,\nb,Hi,,,,e,non_empty,\n")
+    assert ec.unknown_ids(["z", "a", "y"], cases) == ["z", "y"]
+    assert ec.unknown_ids({"b": "x"}, cases) == []
 
 
 def test_build_messages_puts_the_system_prompt_and_template_in_place() -> None:
