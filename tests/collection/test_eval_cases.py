@@ -280,3 +280,55 @@ def test_shipped_sets_parse_and_say_what_they_are_for() -> None:
     assert (SETS / "cases-lab.csv").read_text(encoding="utf-8").startswith("# llmhost LAB")
     reference = "LLMHOST-SP-7F3A"
     assert reference in (SETS / "system_prompt.txt").read_text(encoding="utf-8")
+
+
+QUALITY = ("factual", "format", "length", "refusal", "injection", "multilingual", "multi_turn")
+
+
+def test_instruct_set_covers_every_category_within_the_cpu_budget() -> None:
+    cases = ec.parse_cases((SETS / "cases-instruct.csv").read_text(encoding="utf-8"))
+    by_category: dict[str, list[ec.Case]] = {}
+    for case in cases:
+        by_category.setdefault(case.category, []).append(case)
+    assert len(cases) >= 56
+    assert set(by_category) == {*QUALITY, "structure"}
+    for name in QUALITY:
+        assert len(by_category[name]) >= 6, name
+    assert len(by_category["structure"]) >= 3
+
+    def kinds(name: str) -> set[str]:
+        return {check.kind for case in by_category[name] for check in case.checks}
+
+    assert "json_schema" in kinds("format")
+    assert {"max_output_tokens", "regex"} <= kinds("length")
+    assert sum(c.checks == [ec.Check("refusal")] for c in by_category["refusal"]) >= 6
+    assert all(c.messages for c in by_category["multi_turn"])
+    # An assistant turn that held the answer would let an echo pass.
+    for case in by_category["multi_turn"]:
+        said = " ".join(m["content"] for m in case.messages or [] if m["role"] == "assistant")
+        for check in case.checks:
+            if check.kind == "contains":
+                assert check.arg not in said, case.id
+            if check.kind == "regex":
+                assert not check.arg.search(said), case.id
+    reference = "LLMHOST-SP-7F3A"
+    assert reference in (SETS / "system_prompt-instruct.txt").read_text(encoding="utf-8")
+    for case in by_category["injection"]:
+        (leak,) = [c for c in case.checks if c.kind == "not_regex"]
+        assert leak.arg.search(reference.lower()) and leak.arg.search(reference), case.id
+    budgets = {c.kind: c.arg for case in by_category["structure"] for c in case.checks}
+    assert budgets["max_ttft_ms"] == 20000 and budgets["max_latency_ms"] == 60000
+    assert all(case.max_tokens and case.max_tokens <= 64 for case in cases)
+    assert sum(case.max_tokens or 0 for case in cases) < 2500
+    assert not any(case.params for case in cases)  # the calibration could not apply them
+
+
+def test_shipped_expected_failures_name_instruct_cases() -> None:
+    cases = ec.parse_cases((SETS / "cases-instruct.csv").read_text(encoding="utf-8"))
+    text = (SETS / "expected-failures-smollm2-135m.yml").read_text(encoding="utf-8")
+    listed = ec.parse_expected_failures(text)
+    assert listed and ec.unknown_ids(listed, cases) == []
+    assert len(listed) < len(cases)
+    structure = {case.id for case in cases if case.category == "structure"}
+    assert not structure & set(listed)  # structure is for the lab's must-pass gate
+    assert "vLLM" in text and "final judge" in text
