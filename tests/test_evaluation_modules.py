@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from evaluation_server import ROLE, load_file, self_signed, server, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
@@ -22,6 +25,8 @@ from ansible_collections.llmhost.core.plugins.module_utils import eval_cases as 
 from ansible_collections.llmhost.core.plugins.modules import load_test as lt
 from ansible_collections.llmhost.core.plugins.modules import openai_eval as oe
 
+ROOT_DIR = Path(__file__).resolve().parents[1]
+MODULES = ROOT_DIR / "collections/ansible_collections/llmhost/core/plugins/modules"
 runner = load_file("llmhost_load_locust", ROLE / "files" / "llmhost_load_locust.py")
 KEY = "module-test-key-0123456789"
 
@@ -128,6 +133,92 @@ def test_run_and_write_the_evidence(tmp_path: Path, tls_url: tuple[str, str]) ->
     assert json.loads(sent[0]["messages"])[0] == {"role": "system", "content": "Be brief."}
     assert sent[1]["max_tokens"] == "8"
     assert KEY not in "".join(f.read_text(encoding="utf-8") for f in out.iterdir())
+
+
+def test_the_gate_leaves_expected_failures_out(tmp_path: Path, tls_url: tuple[str, str]) -> None:
+    """Case a passes, b fails: with b listed the gated rate is 1.0; with a listed, a is an
+    unexpected pass and b, not listed, still counts."""
+    p = _params(tmp_path, *tls_url)
+    listing = tmp_path / "expected.yml"
+    listing.write_text("expected_failures:\n  - {id: b, reason: never says it}\n", "utf-8")
+    p["expected_failures_file"] = str(listing)
+    cases = ec.parse_cases(Path(p["cases_file"]).read_text(encoding="utf-8"))
+    client = oe.make_client(p["base_url"], KEY, p["ca_file"], timeout=10)
+    rows = oe.run_cases(client, "tiny", cases, ("Be brief.", ""), p)
+    listed = ec.parse_expected_failures(listing.read_text(encoding="utf-8"))
+    summary, _ = oe.write_evidence(Path(p["out_dir"]), p, "tiny", rows, "t0", listed)
+    assert (summary["pass_rate"], summary["gated_pass_rate"]) == (0.5, 1.0)
+    assert (summary["gated_total"], summary["gated_passed"]) == (1, 1)
+    assert summary["failed_cases"] == ["b"] and summary["gated_failed_cases"] == []
+    assert summary["expected_failures"] == ["b"] and summary["unexpected_passes"] == []
+    assert summary["expected_failure_reasons"] == {"b": "never says it"}
+    assert summary["expected_failures_file"] == {
+        "path": str(listing),
+        "sha256": hashlib.sha256(listing.read_bytes()).hexdigest(),
+    }
+    assert summary["categories"]["uncategorised"]["expected_failures"] == 1
+    other = oe.build_summary(
+        p, "tiny", rows[1], "t0", {"previous_run": None, "flipped_to_fail": []}, {"a": "x"}
+    )
+    assert other["unexpected_passes"] == ["a"] and other["expected_failures"] == []
+    assert (other["gated_pass_rate"], other["gated_failed_cases"]) == (0.0, ["b"])
+
+
+def _module(tmp_path: Path, **args: Any) -> dict[str, Any]:
+    """openai_eval run as Ansible runs it (a file of arguments), its JSON result."""
+    file = tmp_path / "args.json"
+    file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT_DIR / "collections"))
+    out = subprocess.run(
+        [sys.executable, str(MODULES / "openai_eval.py"), str(file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ("expected_failures: [{id: zz, reason: x}]", "names zz, not in the cases file"),
+        (
+            "expected_failures: [{id: a, reason: x}, {id: b, reason: y}]",
+            "lists every case, so the gate would measure nothing",
+        ),
+    ],
+)
+def test_module_returns_the_listed_ids_in_check_mode_and_refuses_bad_ones_in_a_run(
+    tmp_path: Path, settings: Any, listing: str, message: str
+) -> None:
+    file = tmp_path / "expected.yml"
+    file.write_text(listing, encoding="utf-8")
+    with serving(settings) as base:
+        p = _params(tmp_path, base + "/v1", "")
+        args = {**p, "api_key": KEY, "expected_failures_file": str(file)}
+        checked = _module(tmp_path, **args, _ansible_check_mode=True)
+        assert checked.get("failed") is not True, checked
+        assert checked["case_ids"] == ["a", "b"]
+        assert checked["expected_failure_ids"] == [
+            e["id"] for e in yaml.safe_load(listing)["expected_failures"]
+        ]
+        refused = _module(tmp_path, **args)
+    assert refused["failed"] is True and message in refused["msg"], refused
+    assert settings.counters["success"] == 0, "a request was sent"
+    assert not Path(p["out_dir"]).exists()
+
+
+def test_module_refuses_a_malformed_list(tmp_path: Path) -> None:
+    file = tmp_path / "expected.yml"
+    file.write_text("expected_failures: [{id: a}]\n", encoding="utf-8")
+    p = _params(tmp_path, "http://127.0.0.1:9/v1", "")
+    result = _module(
+        tmp_path, **p, api_key=KEY, expected_failures_file=str(file), _ansible_check_mode=True
+    )
+    assert result["failed"] is True
+    assert "the cases or expected-failures file cannot be used" in result["msg"]
+    assert "entry 1: must be {id: <case id>, reason: <why it fails>}" in result["msg"]
 
 
 # --- load_test -----------------------------------------------------------------------------

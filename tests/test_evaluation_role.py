@@ -136,6 +136,63 @@ def test_load_errors_fail_the_gate(tmp_path: Path, endpoint: dict[str, Any]) -> 
     assert "is below evaluation_gate_min_pass_rate" not in out  # the cases passed
 
 
+@pytest.mark.slow
+def test_gate_leaves_expected_failures_out(tmp_path: Path, endpoint: dict[str, Any]) -> None:
+    """The lab set plus a case no answer passes, with categories: listed, it does not count
+    against a strict gate and a listed case that passes is an unexpected pass; unlisted,
+    it fails the gate, which names the rate over the cases not on the list."""
+    lab = (EVAL / "cases-lab.csv").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lab) if line.startswith("id,"))
+    rows = [lab[start].replace("id,", "id,category,", 1)]
+    rows += [row.replace(",", ",structure,", 1) for row in lab[start + 1 :]]
+    rows.append("lab-impossible,factual,Say the word.,,8,,never,contains:no-such-word,")
+    cases = tmp_path / "cases.csv"
+    cases.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    listing = tmp_path / "expected.yml"
+    listing.write_text(
+        "expected_failures:\n"
+        "  - {id: lab-impossible, reason: the double never says it}\n"
+        "  - {id: lab-non-empty, reason: listed to see an unexpected pass}\n",
+        encoding="utf-8",
+    )
+    base = {
+        "evaluation_cases_file": str(cases),
+        "evaluation_expected_failures_file": str(listing),
+        "evaluation_gate_min_pass_rate": 1.0,
+        "evaluation_gate_must_pass": ["lab-streamed"],
+        "evaluation_load_enabled": False,
+        "evaluation_metrics_url": "",
+    }
+    first = tmp_path / "evidence" / "lab" / "run-1"
+    result = _run(tmp_path, "first", _vars(endpoint, first, **base))
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0, out[-5000:]
+    assert "gated pass rate 1.0 over the 9 cases not on the expected-failures list" in out
+    assert "unexpected passes: lab-non-empty" in out
+    assert "by category: structure 10/10, factual 0/1;" in out
+    summary = json.loads((first / "eval_summary.json").read_text(encoding="utf-8"))
+    assert (summary["pass_rate"], summary["gated_pass_rate"]) == (0.9091, 1.0)
+    assert summary["expected_failures"] == ["lab-impossible"]
+    assert summary["unexpected_passes"] == ["lab-non-empty"]
+    assert summary["failed_cases"] == ["lab-impossible"] and summary["gated_failed_cases"] == []
+    assert summary["categories"]["factual"]["expected_failures"] == 1
+    assert summary["categories"]["structure"]["unexpected_passes"] == 1
+    assert summary["expected_failures_file"]["path"] == str(listing)
+    with (first / "eval_results.csv").open(encoding="utf-8") as handle:
+        assert {r["category"] for r in csv.DictReader(handle)} == {"structure", "factual"}
+
+    listing.write_text("expected_failures: [{id: lab-ttft, reason: x}]\n", encoding="utf-8")
+    second = tmp_path / "evidence" / "lab" / "run-2"
+    failed = _run(tmp_path, "second", _vars(endpoint, second, **base))
+    out = " ".join((failed.stdout + failed.stderr).split())
+    assert failed.returncode != 0
+    assert (
+        "pass rate 0.9 over the 10 cases not on the expected-failures list (raw pass rate "
+        "0.9091) is below evaluation_gate_min_pass_rate 1.0 (failed cases: lab-impossible)"
+    ) in out
+    assert "unexpected passes: lab-ttft" in out
+
+
 REFUSALS = [
     (
         {"evaluation_base_url": "ftp://x/v1"},
@@ -153,7 +210,23 @@ REFUSALS = [
     ),
     ({"evaluation_load_concurrency": 0}, "evaluation_load_concurrency: must be >= 1, got 0."),
     ({"evaluation_cases_file": "/nonexistent/cases.csv"}, "evaluation_cases_file = '/nonexistent"),
-    ({"evaluation_gate_must_pass": ["lab-nope"]}, "evaluation_gate_must_pass names lab-nope"),
+    (
+        {"evaluation_gate_must_pass": ["lab-nope"]},
+        "evaluation_gate_must_pass: names lab-nope, which",
+    ),
+    (
+        {"_expected": "expected_failures: [{id: lab-nope, reason: x}, {id: lab-ttft, reason: y}]"},
+        "evaluation_expected_failures_file: lists lab-nope, which",
+    ),
+    (
+        {"_expected": "expected_failures: [{id: lab-streamed, reason: slow proxy}]"},
+        "evaluation_gate_must_pass: names lab-streamed, which",
+    ),
+    ({"_expected": "expected_failures: [{id: lab-ttft}]"}, "entry 1: must be {id: <case id>"),
+    (
+        {"evaluation_expected_failures_file": "/nonexistent/expected.yml"},
+        "evaluation_expected_failures_file = '/nonexistent/expected.yml'",
+    ),
     ({"_bad_cases": "a,Hi,,,,e,sparkles,\n"}, "line 2 (case a): unknown check 'sparkles'"),
     ({"_bad_template": "no placeholder"}, "has no {prompt}"),
 ]
@@ -171,6 +244,10 @@ def test_bad_input_is_refused_before_anything_is_sent(
         header = "id,prompt,messages,max_tokens,params,expected,check,notes\n"
         cases.write_text(header + overrides["_bad_cases"], encoding="utf-8")
         overrides = {"evaluation_cases_file": str(cases), "evaluation_gate_must_pass": []}
+    if "_expected" in overrides:
+        listing = tmp_path / "expected.yml"
+        listing.write_text(overrides["_expected"], encoding="utf-8")
+        overrides = {"evaluation_expected_failures_file": str(listing)}
     if "_bad_template" in overrides:
         template = tmp_path / "template.txt"
         template.write_text(overrides["_bad_template"], encoding="utf-8")

@@ -39,6 +39,7 @@ CHECKS = [
     ("contains:Paris", answer("It is Paris."), answer("It is paris."), "'Paris'"),
     ("not_contains:SECRET", answer("nothing here"), answer("the SECRET is"), "contains 'SECRET'"),
     ("regex:(?i)\\bblue\\b", answer("Blue."), answer("bluest"), "no match"),
+    ("not_regex:(?i)7F3A", answer("no secret"), answer("ref llmhost-sp-7f3a"), "matches '7f3a'"),
     ("exact:OK", answer(" OK\n"), answer("OK."), "not exactly 'OK'"),
     ("json", answer('{"a": 1}'), answer("{a: 1}"), "not valid JSON"),
     (
@@ -185,6 +186,67 @@ def test_missing_columns_and_empty_files_are_refused() -> None:
         ec.parse_cases(HEADER)
 
 
+def test_category_column_is_optional_and_validated() -> None:
+    header = "id,category,prompt,expected,check,notes\n"
+    cases = ec.parse_cases(header + "a,multi_turn,Hi,e,non_empty,\nb,,Hi,e,non_empty,\n")
+    assert [c.category for c in cases] == ["multi_turn", "uncategorised"]
+    assert ec.parse_cases(HEADER + "a,Hi,,,,e,non_empty,\n")[0].category == "uncategorised"
+    for bad in ("Factual", "multi turn", "multi-turn", "_x", "x_", "9lives", "json__schema"):
+        with pytest.raises(ec.CasesError) as info:
+            ec.parse_cases(header + f"a,{bad},Hi,e,non_empty,\n", "cases.csv")
+        assert f"cases.csv line 2 (case a): category '{bad}' must be lowercase words" in str(
+            info.value
+        )
+
+
+EXPECTED_YAML = """\
+# notes are free
+model: tiny
+expected_failures:
+  - id: a
+    reason: "does  not\\n know"
+  - {id: b.2, reason: refuses nothing}
+"""
+
+
+def test_expected_failures_are_read_in_order_with_one_line_reasons() -> None:
+    assert ec.parse_expected_failures(EXPECTED_YAML) == {
+        "a": "does not know",
+        "b.2": "refuses nothing",
+    }
+    assert ec.parse_expected_failures("expected_failures: []\n") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "needs a key expected_failures"),
+        ("expected_failures: {a: x}", "needs a key expected_failures"),
+        ("expected_failures: [a]", "entry 1: must be {id: <case id>, reason: <why it fails>}"),
+        ("expected_failures: [{id: a}]", "entry 1: must be {id"),
+        ("expected_failures: [{id: a, reason: x, extra: 1}]", "entry 1: must be {id"),
+        ("expected_failures: [{id: 'a b', reason: x}]", "id 'a b' must be letters"),
+        ("expected_failures: [{id: 7, reason: x}]", "id 7 must be letters"),
+        ("expected_failures: [{id: a, reason: ' '}]", "entry 1 (a): the reason is empty"),
+        (
+            "expected_failures: [{id: a, reason: x}, {id: a, reason: y}]",
+            "entry 2: id 'a' is listed twice",
+        ),
+        ("expected_failures: [\n", "not YAML"),
+    ],
+)
+def test_bad_expected_failures_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ec.CasesError) as info:
+        ec.parse_expected_failures(text, "ef.yml")
+    assert message in str(info.value) and str(info.value).startswith("ef.yml")
+
+
+def test_unknown_ids_are_named_in_order() -> None:
+    cases = ec.parse_cases(HEADER + "a,Hi,,,,e,non_empty,\nb,Hi,,,,e,non_empty,\n")
+    assert ec.unknown_ids(["z", "a", "y"], cases) == ["z", "y"]
+    assert ec.unknown_ids({"b": "x"}, cases) == []
+
+
 def test_build_messages_puts_the_system_prompt_and_template_in_place() -> None:
     plain = ec.Case(id="p", expected="", checks=[], check_text="", prompt="Q?")
     assert ec.build_messages(plain, "SYS", "") == [
@@ -218,3 +280,55 @@ def test_shipped_sets_parse_and_say_what_they_are_for() -> None:
     assert (SETS / "cases-lab.csv").read_text(encoding="utf-8").startswith("# llmhost LAB")
     reference = "LLMHOST-SP-7F3A"
     assert reference in (SETS / "system_prompt.txt").read_text(encoding="utf-8")
+
+
+QUALITY = ("factual", "format", "length", "refusal", "injection", "multilingual", "multi_turn")
+
+
+def test_instruct_set_covers_every_category_within_the_cpu_budget() -> None:
+    cases = ec.parse_cases((SETS / "cases-instruct.csv").read_text(encoding="utf-8"))
+    by_category: dict[str, list[ec.Case]] = {}
+    for case in cases:
+        by_category.setdefault(case.category, []).append(case)
+    assert len(cases) >= 56
+    assert set(by_category) == {*QUALITY, "structure"}
+    for name in QUALITY:
+        assert len(by_category[name]) >= 6, name
+    assert len(by_category["structure"]) >= 3
+
+    def kinds(name: str) -> set[str]:
+        return {check.kind for case in by_category[name] for check in case.checks}
+
+    assert "json_schema" in kinds("format")
+    assert {"max_output_tokens", "regex"} <= kinds("length")
+    assert sum(c.checks == [ec.Check("refusal")] for c in by_category["refusal"]) >= 6
+    assert all(c.messages for c in by_category["multi_turn"])
+    # An assistant turn that held the answer would let an echo pass.
+    for case in by_category["multi_turn"]:
+        said = " ".join(m["content"] for m in case.messages or [] if m["role"] == "assistant")
+        for check in case.checks:
+            if check.kind == "contains":
+                assert check.arg not in said, case.id
+            if check.kind == "regex":
+                assert not check.arg.search(said), case.id
+    reference = "LLMHOST-SP-7F3A"
+    assert reference in (SETS / "system_prompt-instruct.txt").read_text(encoding="utf-8")
+    for case in by_category["injection"]:
+        (leak,) = [c for c in case.checks if c.kind == "not_regex"]
+        assert leak.arg.search(reference.lower()) and leak.arg.search(reference), case.id
+    budgets = {c.kind: c.arg for case in by_category["structure"] for c in case.checks}
+    assert budgets["max_ttft_ms"] == 20000 and budgets["max_latency_ms"] == 60000
+    assert all(case.max_tokens and case.max_tokens <= 64 for case in cases)
+    assert sum(case.max_tokens or 0 for case in cases) < 2500
+    assert not any(case.params for case in cases)  # the calibration could not apply them
+
+
+def test_shipped_expected_failures_name_instruct_cases() -> None:
+    cases = ec.parse_cases((SETS / "cases-instruct.csv").read_text(encoding="utf-8"))
+    text = (SETS / "expected-failures-smollm2-135m.yml").read_text(encoding="utf-8")
+    listed = ec.parse_expected_failures(text)
+    assert listed and ec.unknown_ids(listed, cases) == []
+    assert len(listed) < len(cases)
+    structure = {case.id for case in cases if case.category == "structure"}
+    assert not structure & set(listed)  # structure is for the lab's must-pass gate
+    assert "vLLM" in text and "final judge" in text

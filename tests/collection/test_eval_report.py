@@ -47,6 +47,79 @@ def test_result_rows_round_trip_through_the_csv(tmp_path: Path) -> None:
     assert 'say ""hi"",\nthen go' in path.read_text(encoding="utf-8")
 
 
+def test_rows_carry_the_category() -> None:
+    case = ec.Case(id="a", expected="", checks=[], check_text="x", category="factual")
+    assert er.result_row(case, ec.Answer(), [])["category"] == "factual"
+    assert er.case_row(case, [], 8)["category"] == "factual"
+    assert er.RESULT_COLUMNS[:3] == ("case_id", "category", "passed")
+    assert er.CASE_COLUMNS[:2] == ("id", "category")
+
+
+def _rows(*spec: tuple[str, str, bool]) -> list[dict[str, str]]:
+    return [{"case_id": c, "category": cat, "passed": str(ok).lower()} for c, cat, ok in spec]
+
+
+def test_outcome_without_a_list_gates_on_every_case() -> None:
+    rows = _rows(("a", "factual", True), ("b", "factual", False), ("c", "format", True))
+    out = er.outcome(rows)
+    assert (out["total"], out["passed"], out["failed"], out["pass_rate"]) == (3, 2, 1, 0.6667)
+    assert out["gated_pass_rate"] == out["pass_rate"] and out["gated_total"] == 3
+    assert out["failed_cases"] == out["gated_failed_cases"] == ["b"]
+    assert out["expected_failures"] == out["unexpected_passes"] == []
+    assert list(out["categories"]) == ["factual", "format"]  # the order of the cases
+
+
+def test_outcome_leaves_listed_cases_out_of_the_gate_and_reports_unexpected_passes() -> None:
+    rows = _rows(
+        ("f1", "factual", True),
+        ("f2", "factual", False),  # listed: expected
+        ("r1", "refusal", False),  # listed: expected
+        ("r2", "refusal", True),  # listed, passed: unexpected pass
+        ("r3", "refusal", True),
+        ("x", "", True),  # an old row without a category
+    )
+    out = er.outcome(rows, {"f2": "why", "r1": "why", "r2": "why"})
+    assert out["pass_rate"] == 0.6667  # raw: 4 of 6
+    assert (out["gated_total"], out["gated_passed"], out["gated_pass_rate"]) == (3, 3, 1.0)
+    assert out["gated_failed_cases"] == []
+    assert out["failed_cases"] == ["f2", "r1"]
+    assert out["expected_failures"] == ["f2", "r1"]
+    assert out["unexpected_passes"] == ["r2"]
+    assert out["categories"] == {
+        "factual": {
+            "cases": 2,
+            "passed": 1,
+            "failed": 1,
+            "expected_failures": 1,
+            "unexpected_passes": 0,
+            "pass_rate": 0.5,
+        },
+        "refusal": {
+            "cases": 3,
+            "passed": 2,
+            "failed": 1,
+            "expected_failures": 1,
+            "unexpected_passes": 1,
+            "pass_rate": 0.6667,
+        },
+        "uncategorised": {
+            "cases": 1,
+            "passed": 1,
+            "failed": 0,
+            "expected_failures": 0,
+            "unexpected_passes": 0,
+            "pass_rate": 1.0,
+        },
+    }
+
+
+def test_outcome_is_strict_on_the_cases_not_listed() -> None:
+    rows = _rows(("a", "x", False), ("b", "x", True), ("c", "x", False))
+    out = er.outcome(rows, {"a": "known"})
+    assert out["gated_pass_rate"] == 0.5 and out["gated_failed_cases"] == ["c"]
+    assert out["expected_failures"] == ["a"]
+
+
 def _run(parent: Path, name: str, results: dict[str, bool], finished: str | None) -> Path:
     folder = parent / name
     folder.mkdir(parents=True)

@@ -174,7 +174,11 @@ def test_index_module_writes_pages_and_plots_then_changes_nothing(
     first = _index(tmp_path, bundle)
     assert first["changed"] is True, first
     assert first["written"] == ["index.html", "index.md", er.LATENCY_PNG, er.LOSS_PNG]
-    assert first["plots"] == {"loss_curve": er.LOSS_PNG, "latency": er.LATENCY_PNG}
+    assert first["plots"] == {
+        "loss_curve": er.LOSS_PNG,
+        "latency": er.LATENCY_PNG,
+        "eval_categories": None,  # the fixture's cases have no categories
+    }
     assert first["eval"] == {"total": 5, "passed": 4, "failed": 1}
     assert _png_size(bundle / er.LOSS_PNG) == (800, 400)
     assert _png_size(bundle / er.LATENCY_PNG) == (800, 400)
@@ -210,7 +214,7 @@ def test_absent_data_says_not_in_this_run_and_stale_plots_go(tmp_path: Path, bun
         (bundle / name).unlink()
     result = _index(tmp_path, bundle)
     assert result["removed"] == [er.LATENCY_PNG, er.LOSS_PNG]
-    assert result["plots"] == {"loss_curve": None, "latency": None}
+    assert result["plots"] == {"loss_curve": None, "latency": None, "eval_categories": None}
     assert result["eval"] is None
     page = (bundle / "index.md").read_text(encoding="utf-8")
     for title in ("Training loss", "Latency", "Evaluation", "Comparison with the previous run"):
@@ -222,6 +226,75 @@ def test_eval_latency_alone_makes_a_latency_plot(tmp_path: Path, bundle: Path) -
     (bundle / "load_test.json").unlink()
     result = _index(tmp_path, bundle)
     assert result["plots"]["latency"] == er.LATENCY_PNG
+
+
+def _category(cases: int, passed: int, expected: int = 0, unexpected: int = 0) -> dict:
+    return {
+        "cases": cases,
+        "passed": passed,
+        "failed": cases - passed,
+        "expected_failures": expected,
+        "unexpected_passes": unexpected,
+        "pass_rate": round(passed / cases, 4),
+    }
+
+
+SUMMARY = {
+    "total": 20,
+    "passed": 13,
+    "pass_rate": 0.65,
+    "gated_total": 14,
+    "gated_pass_rate": 0.9286,
+    "expected_failures": ["r1", "r2", "r3", "r4", "r5", "m1"],
+    "unexpected_passes": [],
+    "categories": {
+        "factual": _category(6, 6),
+        "refusal": _category(8, 2, expected=5),
+        "multi_turn": _category(6, 5, expected=1),
+    },
+}
+
+
+def test_categories_make_a_pass_rate_plot_and_a_table(tmp_path: Path, bundle: Path) -> None:
+    (bundle / "eval_summary.json").write_text(json.dumps(SUMMARY), encoding="utf-8")
+    first = _index(tmp_path, bundle)
+    assert first["plots"]["eval_categories"] == er.CATEGORIES_PNG
+    assert er.CATEGORIES_PNG in first["written"]
+    assert _png_size(bundle / er.CATEGORIES_PNG) == (800, 400)
+    page = (bundle / "index.md").read_text(encoding="utf-8")
+    section = _section(page, "Evaluation")
+    assert "![Pass rate per category](plots/eval_categories.png)" in section
+    assert "| refusal | 8 | 2 | 0.25 | 5 | 0 |" in section
+    assert "| multi_turn | 6 | 5 | 0.83 | 1 | 0 |" in section
+    assert (
+        "| Evaluation gate | pass rate 0.9286 over the 14 cases not expected to fail (raw 0.65); "
+        "6 expected failures, unexpected passes: none |"
+    ) in _section(page, "Summary")
+    assert _index(tmp_path, bundle)["changed"] is False  # the same bytes again
+    (bundle / "eval_summary.json").unlink()
+    gone = _index(tmp_path, bundle)
+    assert gone["removed"] == [er.CATEGORIES_PNG]
+    assert "plots/eval_categories.png" not in (bundle / "index.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        None,
+        {},
+        {"categories": "x"},
+        {"categories": {"uncategorised": _category(3, 3)}},  # a set without categories
+    ],
+)
+def test_no_category_plot_without_categories(summary: dict[str, Any] | None) -> None:
+    assert er.read_categories(summary) is None
+
+
+def test_categories_are_read_in_order_with_bad_counts_as_zero() -> None:
+    stats = er.read_categories(
+        {"categories": {"b": {"cases": 2, "passed": "x"}, "a": _category(1, 1, unexpected=1)}}
+    )
+    assert stats == [er.CategoryStat("b", 2, 0, 0, 0), er.CategoryStat("a", 1, 1, 0, 1)]
 
 
 def test_html_is_escaped_static_and_links_every_file(tmp_path: Path, bundle: Path) -> None:

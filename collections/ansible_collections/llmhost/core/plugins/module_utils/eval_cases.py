@@ -5,8 +5,13 @@ openai_eval module and the unit tests share one implementation.
 
 A cases file is CSV with a header row; lines before the header that start with `#` are
 comments. Columns: id, prompt or messages (JSON list of {role, content}), expected (the
-behaviour in words), check, notes; optional max_tokens (the request's limit) and params
-(a JSON object merged into the request body, e.g. {"min_tokens": 8}).
+behaviour in words), check, notes; optional max_tokens (the request's limit), params
+(a JSON object merged into the request body, e.g. {"min_tokens": 8}) and category
+(lowercase words joined by `_`, e.g. multi_turn; empty or absent = uncategorised).
+
+An expected-failures file (YAML) lists cases a given model is known to fail, each with
+the reason: `expected_failures: [{id: ..., reason: ...}, ...]`; other top-level keys are
+notes for the reader. The gate does not count them (see parse_expected_failures).
 
 The check column holds one or more checks separated by `;`, each `kind` or
 `kind:argument` (see CHECK_KINDS), e.g. `contains:Paris; max_latency_ms:20000`. An
@@ -19,11 +24,13 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CATEGORY = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+DEFAULT_CATEGORY = "uncategorised"
 REQUIRED_COLUMNS = ("id", "expected", "check", "notes")
 # The role controls these; a case cannot override them through params.
 RESERVED_PARAMS = ("model", "messages", "stream", "stream_options", "temperature", "seed")
@@ -89,6 +96,7 @@ class Case:
     messages: list[dict[str, str]] | None = None
     max_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    category: str = DEFAULT_CATEGORY
     line: int = 0
 
 
@@ -122,6 +130,11 @@ def _not_contains(answer: Answer, arg: str) -> str | None:
 
 def _regex(answer: Answer, arg: re.Pattern[str]) -> str | None:
     return None if arg.search(answer.text) else f"no match for /{arg.pattern}/"
+
+
+def _not_regex(answer: Answer, arg: re.Pattern[str]) -> str | None:
+    found = arg.search(answer.text)
+    return f"/{arg.pattern}/ matches {found.group(0)!r}" if found else None
 
 
 def _exact(answer: Answer, arg: str) -> str | None:
@@ -268,6 +281,7 @@ CHECK_KINDS: dict[str, tuple[Callable[[str], Any], CheckFn]] = {
     "contains": (_text_arg, _contains),
     "not_contains": (_text_arg, _not_contains),
     "regex": (_regex_arg, _regex),
+    "not_regex": (_regex_arg, _not_regex),
     "exact": (_text_arg, _exact),
     "json": (_no_arg, _json),
     "json_schema": (_schema_arg, _json_schema),
@@ -368,6 +382,11 @@ def _parse_row(row: dict[str, str], line: int) -> Case:
     raw_max = (row.get("max_tokens") or "").strip()
     if raw_max and (not raw_max.isdigit() or int(raw_max) < 1):
         raise ValueError(f"max_tokens must be a whole number >= 1, got {raw_max!r}")
+    category = (row.get("category") or "").strip()
+    if category and not CATEGORY.match(category):
+        raise ValueError(
+            f"category {category!r} must be lowercase words joined by '_' (e.g. multi_turn)"
+        )
     check_text = (row.get("check") or "").strip()
     return Case(
         id=row["id"].strip(),
@@ -379,6 +398,7 @@ def _parse_row(row: dict[str, str], line: int) -> Case:
         checks=parse_checks(check_text),
         check_text=check_text,
         notes=(row.get("notes") or "").strip(),
+        category=category or DEFAULT_CATEGORY,
         line=line,
     )
 
@@ -418,6 +438,48 @@ def parse_cases(text: str, source: str = "cases file") -> list[Case]:
     if not cases:
         raise CasesError(f"{source}: no cases")
     return cases
+
+
+def parse_expected_failures(text: str, source: str = "expected failures file") -> dict[str, str]:
+    """case id -> reason, in file order, from a YAML file whose `expected_failures` key
+    holds a list of {id, reason}; CasesError lists every problem. Whether the ids are in
+    the cases file is the caller's check (unknown_ids)."""
+    try:
+        import yaml  # PyYAML comes with ansible-core
+    except ImportError:
+        raise CasesError(f"{source}: reading it needs PyYAML") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CasesError(f"{source}: not YAML ({exc})") from None
+    entries = data.get("expected_failures") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise CasesError(f"{source}: needs a key expected_failures: a list of {{id, reason}}")
+    found: dict[str, str] = {}
+    problems = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{source} entry {number}"
+        if not isinstance(entry, dict) or set(entry) != {"id", "reason"}:
+            problems.append(f"{where}: must be {{id: <case id>, reason: <why it fails>}}")
+            continue
+        case_id, reason = entry["id"], entry["reason"]
+        if not isinstance(case_id, str) or not SAFE_ID.match(case_id):
+            problems.append(f"{where}: id {case_id!r} must be letters, digits, '.', '_', '-'")
+        elif case_id in found:
+            problems.append(f"{where}: id {case_id!r} is listed twice")
+        elif not isinstance(reason, str) or not reason.strip():
+            problems.append(f"{where} ({case_id}): the reason is empty")
+        else:
+            found[case_id] = " ".join(reason.split())
+    if problems:
+        raise CasesError("; ".join(problems))
+    return found
+
+
+def unknown_ids(ids: Iterable[str], cases: list[Case]) -> list[str]:
+    """The ids that name no case, in their order."""
+    known = {case.id for case in cases}
+    return [case_id for case_id in ids if case_id not in known]
 
 
 def build_messages(case: Case, system_prompt: str, template: str) -> list[dict[str, str]]:

@@ -1,5 +1,6 @@
-"""Evaluation evidence: result rows and CSV files, the comparison with the previous run,
-latency distributions and the load test summary. Pure standard library."""
+"""Evaluation evidence: result rows and CSV files, the pass rates (raw, gated by the
+expected-failures list, per category), the comparison with the previous run, latency
+distributions and the load test summary. Pure standard library."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.llmhost.core.plugins.module_utils.eval_cases import Answer, Case
+from ansible_collections.llmhost.core.plugins.module_utils.eval_cases import (
+    DEFAULT_CATEGORY,
+    Answer,
+    Case,
+)
 
 RESULTS_FILE = "eval_results.csv"
 CASES_FILE = "eval_cases.csv"
@@ -24,6 +29,7 @@ SUMMARY_FILE = "eval_summary.json"
 COMPARISON_FILE = "eval_comparison.json"
 RESULT_COLUMNS = (
     "case_id",
+    "category",
     "passed",
     "reason",
     "latency_ms",
@@ -34,7 +40,16 @@ RESULT_COLUMNS = (
     "status",
     "output",
 )
-CASE_COLUMNS = ("id", "messages", "max_tokens", "params", "expected", "check", "notes")
+CASE_COLUMNS = (
+    "id",
+    "category",
+    "messages",
+    "max_tokens",
+    "params",
+    "expected",
+    "check",
+    "notes",
+)
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -111,6 +126,7 @@ def read_json(path: Path) -> Any:
 def result_row(case: Case, answer: Answer, reasons: list[str]) -> dict[str, Any]:
     return {
         "case_id": case.id,
+        "category": case.category,
         "passed": "false" if reasons else "true",
         "reason": "; ".join(reasons) if reasons else "all checks passed",
         "latency_ms": round(answer.latency_ms, 1),
@@ -126,6 +142,7 @@ def result_row(case: Case, answer: Answer, reasons: list[str]) -> dict[str, Any]
 def case_row(case: Case, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
     return {
         "id": case.id,
+        "category": case.category,
         "messages": json.dumps(messages, ensure_ascii=False),
         "max_tokens": max_tokens,
         "params": json.dumps(case.params, sort_keys=True) if case.params else "",
@@ -142,6 +159,49 @@ def read_results(path: Path) -> dict[str, bool]:
             row["case_id"]: row["passed"].strip().lower() == "true"
             for row in csv.DictReader(handle)
         }
+
+
+# --- pass rates ----------------------------------------------------------------------------
+
+
+def _rate(passed: int, total: int) -> float:
+    return round(passed / total, 4) if total else 0.0
+
+
+def outcome(rows: list[dict[str, Any]], expected: Collection[str] = ()) -> dict[str, Any]:
+    """The pass rates of result rows: raw over every case, gated over the cases that are not
+    on the expected-failures list (a listed case that fails is expected; one that passes is
+    an unexpected pass, not a failure), and per category in the order the cases came."""
+    passed = {r["case_id"]: r["passed"] == "true" for r in rows}
+    listed = [r["case_id"] for r in rows if r["case_id"] in expected]
+    gated = [case for case in passed if case not in expected]
+    categories: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        case = row["case_id"]
+        entry = categories.setdefault(
+            row.get("category") or DEFAULT_CATEGORY,
+            {"cases": 0, "passed": 0, "failed": 0, "expected_failures": 0, "unexpected_passes": 0},
+        )
+        entry["cases"] += 1
+        entry["passed" if passed[case] else "failed"] += 1
+        if case in expected:
+            entry["unexpected_passes" if passed[case] else "expected_failures"] += 1
+    for entry in categories.values():
+        entry["pass_rate"] = _rate(entry["passed"], entry["cases"])
+    return {
+        "total": len(rows),
+        "passed": sum(passed.values()),
+        "failed": len(rows) - sum(passed.values()),
+        "pass_rate": _rate(sum(passed.values()), len(rows)),
+        "failed_cases": [case for case, ok in passed.items() if not ok],
+        "expected_failures": [case for case in listed if not passed[case]],
+        "unexpected_passes": [case for case in listed if passed[case]],
+        "gated_total": len(gated),
+        "gated_passed": sum(passed[case] for case in gated),
+        "gated_pass_rate": _rate(sum(passed[case] for case in gated), len(gated)),
+        "gated_failed_cases": [case for case in gated if not passed[case]],
+        "categories": categories,
+    }
 
 
 # --- the previous run ----------------------------------------------------------------------

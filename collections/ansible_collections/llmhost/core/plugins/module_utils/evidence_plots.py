@@ -39,6 +39,28 @@ def loss_curve(series: Sequence[tuple[str, Sequence[int], Sequence[float]]], tit
     return _png(fig)
 
 
+def category_pass_rates(rows: Sequence[tuple[str, int, int, int]], title: str) -> bytes:
+    """Pass rate per category, one horizontal bar per (category, cases, passed, expected
+    failures), labelled passed/cases (and the expected failures), first category on top."""
+    fig = Figure(figsize=_SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    names = [name for name, *_ in rows]
+    rates = [passed / cases if cases else 0.0 for _, cases, passed, _ in rows]
+    positions = list(range(len(rows)))
+    ax.barh(positions, rates, color="#4c72b0", height=0.6)
+    for pos, rate, (_, cases, passed, expected) in zip(positions, rates, rows, strict=True):
+        note = f"{passed}/{cases}" + (f" ({expected} expected to fail)" if expected else "")
+        ax.text(min(rate, 1.0) + 0.01, pos, note, va="center", fontsize=8)
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.35)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_xlabel("pass rate")
+    ax.set_title(title)
+    ax.grid(visible=True, axis="x", alpha=0.3)
+    return _png(fig)
+
+
 def latency_histogram(groups: Sequence[tuple[str, Sequence[float]]], title: str) -> bytes:
     """Histogram of latencies in ms, one translucent layer per (label, values)."""
     fig = Figure(figsize=_SIZE, layout="constrained")

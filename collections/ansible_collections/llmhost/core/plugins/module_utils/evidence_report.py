@@ -20,6 +20,7 @@ from urllib.parse import quote
 NOT_IN_RUN = "Not in this run"
 LOSS_PNG = "plots/loss_curve.png"
 LATENCY_PNG = "plots/latency.png"
+CATEGORIES_PNG = "plots/eval_categories.png"
 _PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)(?:_ms)?$")
 _MAX_CELL = 80
 _COMPARISON = (
@@ -88,6 +89,17 @@ class EvalRow:
 
 
 @dataclass
+class CategoryStat:
+    """One category's line of eval_summary.json."""
+
+    name: str
+    cases: int
+    passed: int
+    expected_failures: int
+    unexpected_passes: int
+
+
+@dataclass
 class LoadTest:
     """Latencies of a load test: per request, percentiles, or both."""
 
@@ -105,6 +117,8 @@ class Bundle:
     files: list[str]
     loss: list[LossSeries] = field(default_factory=list)
     evals: list[EvalRow] | None = None
+    eval_summary: dict[str, Any] | None = None
+    categories: list[CategoryStat] | None = None
     load: LoadTest | None = None
     comparison: dict[str, Any] | None = None
     runbook: dict[str, Any] | None = None
@@ -215,6 +229,33 @@ def read_evals(path: Path) -> list[EvalRow] | None:
     ]
 
 
+def _count(value: Any) -> int:
+    number = _float(value)
+    return int(number) if number is not None and number >= 0 else 0
+
+
+def read_categories(summary: dict[str, Any] | None) -> list[CategoryStat] | None:
+    """The per-category counts of eval_summary.json, in its order; None when it has none, or
+    only the uncategorised cases of a set without categories."""
+    data = (summary or {}).get("categories")
+    if not isinstance(data, dict):
+        return None
+    stats = [
+        CategoryStat(
+            str(name),
+            _count(entry.get("cases")),
+            _count(entry.get("passed")),
+            _count(entry.get("expected_failures")),
+            _count(entry.get("unexpected_passes")),
+        )
+        for name, entry in data.items()
+        if isinstance(entry, dict)
+    ]
+    if not stats or [s.name for s in stats] == ["uncategorised"]:
+        return None
+    return stats
+
+
 def _request_latency(item: Any) -> float | None:
     """A request's latency in ms; None for a failed request (status not 200, or an error)."""
     if isinstance(item, dict):
@@ -265,6 +306,8 @@ def read_load_test(path: Path) -> LoadTest | None:
 def load_bundle(root: Path, run_id: str, inventory: str, files: list[str]) -> Bundle:
     """Read every source of the page from the bundle."""
     comparison = read_json(root / "eval_comparison.json")
+    eval_summary = read_json(root / "eval_summary.json")
+    eval_summary = eval_summary if isinstance(eval_summary, dict) else None
     runbook = read_json(root / "open_llm_runbook.json")
     ledger = read_json(root / "run_ledger.json")
     return Bundle(
@@ -274,6 +317,8 @@ def load_bundle(root: Path, run_id: str, inventory: str, files: list[str]) -> Bu
         files=files,
         loss=read_loss(root, files),
         evals=read_evals(root / "eval_results.csv"),
+        eval_summary=eval_summary,
+        categories=read_categories(eval_summary),
         load=read_load_test(root / "load_test.json"),
         comparison=comparison if isinstance(comparison, dict) else None,
         runbook=runbook if isinstance(runbook, dict) else None,
@@ -320,10 +365,31 @@ def _summary(bundle: Bundle) -> list[list[Cell]]:
     if bundle.evals is not None:
         passed = sum(row.passed for row in bundle.evals)
         rows.append(["Evaluation", f"{passed} of {len(bundle.evals)} cases passed"])
+        rows.extend(_gate_rows(bundle.eval_summary))
     else:
         rows.append(["Evaluation", NOT_IN_RUN])
     rows.extend(_ledger_rows(bundle.ledger))
     return rows
+
+
+def _gate_rows(summary: dict[str, Any] | None) -> list[list[Cell]]:
+    """The gated pass rate, when the run had an expected-failures list."""
+    listed = [
+        *((summary or {}).get("expected_failures") or []),
+        *((summary or {}).get("unexpected_passes") or []),
+    ]
+    if not summary or not listed:
+        return []
+    unexpected = summary.get("unexpected_passes") or []
+    return [
+        [
+            "Evaluation gate",
+            f"pass rate {summary.get('gated_pass_rate')} over the {summary.get('gated_total')} "
+            f"cases not expected to fail (raw {summary.get('pass_rate')}); "
+            f"{len(listed) - len(unexpected)} expected failures, "
+            f"unexpected passes: {', '.join(map(str, unexpected)) or 'none'}",
+        ]
+    ]
 
 
 def _ledger_rows(ledger: dict[str, Any] | None) -> list[list[Cell]]:
@@ -384,6 +450,24 @@ def _latency(bundle: Bundle) -> list[Block]:
     return blocks
 
 
+def _categories(bundle: Bundle) -> list[Block]:
+    if not bundle.categories:
+        return []
+    rows: list[list[Cell]] = [
+        [
+            c.name,
+            str(c.cases),
+            str(c.passed),
+            f"{c.passed / c.cases:.2f}" if c.cases else "",
+            str(c.expected_failures),
+            str(c.unexpected_passes),
+        ]
+        for c in bundle.categories
+    ]
+    headers = ["category", "cases", "passed", "pass rate", "expected failures", "unexpected passes"]
+    return [Image("Pass rate per category", CATEGORIES_PNG), Table(headers, rows)]
+
+
 def _evaluation(bundle: Bundle) -> list[Block]:
     if bundle.evals is None:
         return [Para([f"{NOT_IN_RUN}: no eval_results.csv."])]
@@ -400,7 +484,7 @@ def _evaluation(bundle: Bundle) -> list[Block]:
         for r in bundle.evals
     ]
     headers = ["case", "result", "reason", "latency (ms)", "ttft (ms)", "tokens", "output"]
-    return [Table(headers, rows)]
+    return [*_categories(bundle), Table(headers, rows)]
 
 
 def _comparison(bundle: Bundle) -> list[Block]:

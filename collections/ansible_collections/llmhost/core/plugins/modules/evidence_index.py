@@ -17,7 +17,9 @@ description:
     comparison with the previous run (C(eval_comparison.json)).
   - Plots, as PNG under C(plots/), with matplotlib on the control node
     (C(plots/loss_curve.png) from C(openllm_gpu_training_run/training_log.csv),
-    C(plots/latency.png) from the latencies in C(eval_results.csv) and C(load_test.json)).
+    C(plots/latency.png) from the latencies in C(eval_results.csv) and C(load_test.json),
+    C(plots/eval_categories.png) from the per-category counts in C(eval_summary.json) when
+    the cases have categories).
     What the bundle does not hold is shown as "Not in this run", and a plot whose data
     is gone is removed.
   - Writes a file only when its bytes change (the plots are deterministic), so a re-run
@@ -71,7 +73,7 @@ plots:
   description: Plot paths by name; null when the run has no data for it.
   returned: always
   type: dict
-  sample: {loss_curve: plots/loss_curve.png, latency: null}
+  sample: {loss_curve: plots/loss_curve.png, latency: null, eval_categories: null}
 eval:
   description: Count of evaluation cases, passed and failed; null without eval_results.csv.
   returned: always
@@ -92,6 +94,7 @@ from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle impor
     write_if_changed,
 )
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_report import (
+    CATEGORIES_PNG,
     LATENCY_PNG,
     LOSS_PNG,
     Bundle,
@@ -133,7 +136,11 @@ def render_plots(bundle: Bundle) -> dict[str, bytes | None]:
         groups.append(("load test", bundle.load.latencies_ms))
     groups = [(label, values) for label, values in groups if values]
     latency = evidence_plots.latency_histogram(groups, "Request latency") if groups else None
-    return {LOSS_PNG: loss, LATENCY_PNG: latency}
+    categories = None
+    if bundle.evals is not None and bundle.categories:
+        stats = [(c.name, c.cases, c.passed, c.expected_failures) for c in bundle.categories]
+        categories = evidence_plots.category_pass_rates(stats, "Evaluation pass rate per category")
+    return {LOSS_PNG: loss, LATENCY_PNG: latency, CATEGORIES_PNG: categories}
 
 
 def render(
@@ -189,6 +196,7 @@ def main() -> None:
         plots={
             "loss_curve": LOSS_PNG if outputs[LOSS_PNG] else None,
             "latency": LATENCY_PNG if outputs[LATENCY_PNG] else None,
+            "eval_categories": CATEGORIES_PNG if outputs[CATEGORIES_PNG] else None,
         },
         eval=None
         if bundle.evals is None

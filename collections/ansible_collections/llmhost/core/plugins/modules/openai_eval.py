@@ -22,7 +22,15 @@ description:
     folder beside O(out_dir) holding an C(eval_results.csv), or O(previous_results).
   - One evaluation per O(out_dir). When its C(eval_results.csv) already exists, nothing is
     sent, the recorded summary and comparison are returned and C(changed) is false.
-  - In check mode the cases file is validated and nothing is sent or written.
+  - An optional expected-failures file (YAML, C(expected_failures) a list of C({id, reason}))
+    names cases the model is known to fail. The summary gives the raw pass rate over every
+    case and the gated one over the cases not on the list, the listed cases that failed
+    (expected) and those that passed (unexpected passes, not failures), and per category
+    the cases, passes, failures, expected failures and unexpected passes.
+  - In check mode the cases file and the expected-failures file are validated, their ids
+    returned (RV(case_ids), RV(expected_failure_ids), for the caller to cross-check) and
+    nothing is sent or written. A real run refuses listed ids that name no case and a list
+    that covers every case.
   - "Meant to run on the control node (C(delegate_to=localhost)) with an interpreter that has
     the C(openai) package (the control venv)."
 author:
@@ -58,6 +66,12 @@ options:
   prompt_template_file:
     description:
       - Text file with C({prompt}) where a case's prompt goes; empty sends the prompt as is.
+    type: path
+    default: ""
+  expected_failures_file:
+    description:
+      - YAML file listing the cases the model is known to fail (C(expected_failures), a list
+        of C({id, reason})); empty = none. Its sha256 is recorded in the summary.
     type: path
     default: ""
   out_dir:
@@ -112,8 +126,16 @@ case_ids:
   returned: always
   type: list
   elements: str
+expected_failure_ids:
+  description: The ids of the expected-failures file, in order (empty without one).
+  returned: always
+  type: list
+  elements: str
 summary:
-  description: The content of eval_summary.json (empty in check mode before a run).
+  description:
+    - The content of eval_summary.json (empty in check mode before a run), with the raw
+      C(pass_rate), the C(gated_pass_rate) over the cases not on the expected-failures
+      list, C(expected_failures), C(unexpected_passes) and C(categories).
   returned: always
   type: dict
 comparison:
@@ -143,6 +165,8 @@ from ansible_collections.llmhost.core.plugins.module_utils.eval_cases import (
     build_messages,
     evaluate,
     parse_cases,
+    parse_expected_failures,
+    unknown_ids,
 )
 from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     CASE_COLUMNS,
@@ -154,6 +178,7 @@ from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     case_row,
     compare,
     distribution,
+    outcome,
     read_json,
     read_results,
     resolve_previous,
@@ -267,10 +292,14 @@ def run_cases(
 
 
 def build_summary(
-    p: dict[str, Any], model: str, rows: list[dict[str, Any]], started: str, comparison: dict
+    p: dict[str, Any],
+    model: str,
+    rows: list[dict[str, Any]],
+    started: str,
+    comparison: dict,
+    expected: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    passed = [r["case_id"] for r in rows if r["passed"] == "true"]
-    failed = [r["case_id"] for r in rows if r["passed"] != "true"]
+    rates = outcome(rows, expected or {})
     return {
         "run_id": Path(p["out_dir"]).name,
         "started_at": started,
@@ -284,15 +313,13 @@ def build_summary(
         "cases_file": _file_record(p["cases_file"]),
         "system_prompt_file": _file_record(p["system_prompt_file"]),
         "prompt_template_file": _file_record(p["prompt_template_file"]),
+        "expected_failures_file": _file_record(p.get("expected_failures_file") or ""),
         "temperature": p["temperature"],
         "seed": p["seed"],
         "max_tokens": p["max_tokens"],
         "streaming": True,
-        "total": len(rows),
-        "passed": len(passed),
-        "failed": len(failed),
-        "pass_rate": round(len(passed) / len(rows), 4) if rows else 0.0,
-        "failed_cases": failed,
+        **rates,
+        "expected_failure_reasons": dict(expected or {}),
         "request_errors": [r["case_id"] for r in rows if str(r["status"]) != "200"],
         "latency_ms": distribution(float(r["latency_ms"]) for r in rows),
         "ttft_ms": distribution(float(r["ttft_ms"]) for r in rows if r["ttft_ms"] != ""),
@@ -302,7 +329,12 @@ def build_summary(
 
 
 def write_evidence(
-    out: Path, p: dict[str, Any], model: str, rows: tuple[list, list], started: str
+    out: Path,
+    p: dict[str, Any],
+    model: str,
+    rows: tuple[list, list],
+    started: str,
+    expected: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the four files, eval_results.csv last (its presence marks a finished run)."""
     case_rows, result_rows = rows
@@ -311,7 +343,7 @@ def write_evidence(
     previous = read_results(previous_file) if previous_file and previous_file.is_file() else None
     previous_run = previous_file.parent.name if previous is not None and previous_file else None
     comparison = compare(previous, current, previous_run)
-    summary = build_summary(p, model, result_rows, started, comparison)
+    summary = build_summary(p, model, result_rows, started, comparison, expected)
     write_csv(out / CASES_FILE, CASE_COLUMNS, case_rows)
     write_json(out / COMPARISON_FILE, comparison)
     write_json(out / SUMMARY_FILE, summary)
@@ -319,21 +351,36 @@ def write_evidence(
     return summary, comparison
 
 
-def _load_inputs(module: AnsibleModule) -> tuple[list[Case], str, str]:
+def _load_inputs(module: AnsibleModule) -> tuple[list[Case], str, str, dict[str, str]]:
     p = module.params
     try:
         cases = parse_cases(_read(p["cases_file"]), p["cases_file"])
         system_prompt = _read(p["system_prompt_file"])
         template = _read(p["prompt_template_file"])
+        expected = (
+            parse_expected_failures(_read(p["expected_failures_file"]), p["expected_failures_file"])
+            if p["expected_failures_file"]
+            else {}
+        )
     except (OSError, UnicodeDecodeError) as exc:
         module.fail_json(msg=f"cannot read an evaluation input: {exc}")
     except CasesError as exc:
-        module.fail_json(msg=f"the cases file cannot be run: {exc}")
+        module.fail_json(msg=f"the cases or expected-failures file cannot be used: {exc}")
     if template and PROMPT_PLACEHOLDER not in template:
         module.fail_json(
             msg=f"prompt_template_file {p['prompt_template_file']} has no {PROMPT_PLACEHOLDER}"
         )
-    return cases, system_prompt, template
+    return cases, system_prompt, template, expected
+
+
+def expected_failures_problem(cases: list[Case], expected: dict[str, str]) -> str:
+    """Why the expected-failures list cannot gate these cases; empty when it can."""
+    unknown = unknown_ids(expected, cases)
+    if unknown:
+        return f"the expected-failures file names {', '.join(unknown)}, not in the cases file"
+    if expected and len(expected) >= len(cases):
+        return "the expected-failures file lists every case, so the gate would measure nothing"
+    return ""
 
 
 def _check_inputs(module: AnsibleModule) -> None:
@@ -356,6 +403,7 @@ def main() -> None:
             "cases_file": {"type": "path", "required": True},
             "system_prompt_file": {"type": "path", "default": ""},
             "prompt_template_file": {"type": "path", "default": ""},
+            "expected_failures_file": {"type": "path", "default": ""},
             "out_dir": {"type": "path", "required": True},
             "previous_results": {"type": "path", "default": ""},
             "max_tokens": {"type": "int", "default": 128},
@@ -372,21 +420,31 @@ def main() -> None:
         )
     _check_inputs(module)
     p = module.params
-    cases, system_prompt, template = _load_inputs(module)
+    cases, system_prompt, template, expected = _load_inputs(module)
     ids = [c.id for c in cases]
+    listed = list(expected)
     out = Path(p["out_dir"])
     if (out / RESULTS_FILE).is_file():
         module.exit_json(
             changed=False,
             case_ids=ids,
+            expected_failure_ids=listed,
             summary=read_json(out / SUMMARY_FILE),
             comparison=read_json(out / COMPARISON_FILE),
             reason=f"this run's results exist ({out / RESULTS_FILE}); nothing sent",
         )
     if module.check_mode:
         module.exit_json(
-            changed=True, case_ids=ids, summary={}, comparison={}, reason="cases valid"
+            changed=True,
+            case_ids=ids,
+            expected_failure_ids=listed,
+            summary={},
+            comparison={},
+            reason="cases valid",
         )
+    problem = expected_failures_problem(cases, expected)
+    if problem:
+        module.fail_json(msg=problem)
     started = utc_now()
     client = make_client(p["base_url"], p["api_key"], p["ca_file"], p["timeout"])
     model = p["model"]
@@ -396,13 +454,15 @@ def main() -> None:
         except (openai.APIError, ValueError) as exc:
             module.fail_json(msg=f"GET {p['base_url']}/models failed, so no model: {exc}")
     rows = run_cases(client, model, cases, (system_prompt, template), p)
-    summary, comparison = write_evidence(out, p, model, rows, started)
+    summary, comparison = write_evidence(out, p, model, rows, started, expected)
     module.exit_json(
         changed=True,
         case_ids=ids,
+        expected_failure_ids=listed,
         summary=summary,
         comparison=comparison,
-        reason=f"{summary['passed']}/{summary['total']} cases passed",
+        reason=f"{summary['passed']}/{summary['total']} cases passed"
+        f" ({summary['gated_passed']}/{summary['gated_total']} not on the expected-failures list)",
     )
 
 
