@@ -231,10 +231,11 @@ class SwitchProbe:
         seconds: float,
         stop_file: Path,
         retry_interval: float,
+        pause: float = 0.0,
     ) -> None:
         self.connect, self.key, self.body = connect, key, dict(body)
         self.streams, self.deadline = streams, time.time() + seconds
-        self.stop_file, self.retry_interval = stop_file, retry_interval
+        self.stop_file, self.retry_interval, self.pause = stop_file, retry_interval, pause
         self.records: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.producing: set[int] = set()
@@ -266,6 +267,8 @@ class SwitchProbe:
             if record["status"] != 200:
                 time.sleep(self.retry_interval)
                 self.wait_for_service()
+            elif self.pause:
+                time.sleep(self.pause)  # a tiny model streams in ms: leave the CPU some air
 
     def run(self, ready_file: Path | None) -> None:
         workers = [
@@ -515,7 +518,14 @@ def cmd_switch(args: argparse.Namespace) -> int:
         "stream": True,
     }
     probe = SwitchProbe(
-        connect, key, body, args.streams, args.max_seconds, args.stop_file, args.retry_interval
+        connect,
+        key,
+        body,
+        args.streams,
+        args.max_seconds,
+        args.stop_file,
+        args.retry_interval,
+        args.pause,
     )
     started = time.time()
     probe.run(args.ready_file)
@@ -567,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     swi.add_argument("--max-seconds", type=float, default=900)
     swi.add_argument("--timeout", type=float, default=120, help="socket timeout per read")
     swi.add_argument("--retry-interval", type=float, default=0.5)
+    swi.add_argument("--pause", type=float, default=0.2, help="seconds between a worker's streams")
     swi.add_argument("--stop-file", type=Path, required=True, help="the probe ends when it exists")
     swi.add_argument("--ready-file", type=Path)
     swi.add_argument("--out", type=Path, required=True)
