@@ -605,3 +605,53 @@ def test_hung_engine_core_is_restarted_by_the_liveness_timer(converged: dict[str
     assert detected is not None and detected <= budget + 5, f"restart after {detected} s"
     assert _unit("ActiveState") == "active" and _unit("MainPID") not in ("0", pid)
     assert not [s for s in states if s.split()[0].startswith("T")], "stopped processes remain"
+
+
+# --- a release switch and its rollback, under streams ----------------------------------------
+
+
+def test_a_release_switch_and_its_rollback_drain_under_streams(
+    converged: dict[str, str], tmp_path: Path
+) -> None:
+    """release.yml to the same model with other serving limits (a new vLLM release: a
+    restart) while the switch probe keeps 4 streams going through the gateway: the
+    gateway drains (503 + Retry-After), the streams in flight finish, none is cut, no
+    request fails otherwise; rollback.yml switches back the same way."""
+    done, _ = _play(
+        converged,
+        tmp_path,
+        "release.yml",
+        "-e",
+        json.dumps({"llmhost_release": "trained", "vllm_max_num_seqs": 16}),
+    )
+    assert done.returncode == 0, _tail(done)
+    done, _ = _play(converged, tmp_path, "rollback.yml")
+    assert done.returncode == 0, _tail(done)
+
+    switches = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("release_switch-*.json"))]
+    probes = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("switch_test-*.json"))]
+    assert len(switches) == 2 and len(probes) == 2, sorted(p.name for p in tmp_path.iterdir())
+    forward, back = switches
+    assert forward["from"]["release"] != forward["to"]["release"]
+    assert back["to"]["release"] == forward["from"]["release"]
+    for switch in switches:
+        assert switch["smoke_test_passed"] is True and switch["drain_timed_out"] is False
+        assert 0 < switch["drain_s"] <= switch["refused_s"]
+    for probe in probes:
+        assert probe["passed"] is True, {k: v for k, v in probe.items() if k != "records"}
+        assert probe["streams"]["truncated"] == 0 and probe["failed"] == 0
+        assert probe["refused"]["count"] == probe["refused"]["with_retry_after"] > 0
+        assert all(w["served_again_at"] for w in probe["refusal_windows"])
+    _figure(
+        "release_switch",
+        [
+            {
+                "refused_s": s["refused_s"],
+                "drain_s": s["drain_s"],
+                "observed_refusal_s": [w["observed_s"] for w in p["refusal_windows"]],
+                "streams": p["streams"],
+                "refused": p["refused"]["count"],
+            }
+            for s, p in zip(switches, probes, strict=True)
+        ],
+    )
