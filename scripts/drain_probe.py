@@ -517,13 +517,6 @@ def cmd_switch(args: argparse.Namespace) -> int:
         "temperature": 0,
         "stream": True,
     }
-    if args.detach and os.fork() > 0:
-        return 0  # the caller goes on; the probe runs on in its own session
-    if args.detach:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
     probe = SwitchProbe(
         connect,
         key,
@@ -544,14 +537,9 @@ def cmd_switch(args: argparse.Namespace) -> int:
         **analyse_switch(probe.records, args.streams),
         "records": [_compact(r) for r in probe.records],
     }
-    partial = args.out.with_name(args.out.name + ".part")  # whole or absent: others wait for it
-    partial.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    partial.replace(args.out)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k not in ("records", "errors")}))
-    code = 0 if result["passed"] else 1
-    if args.detach:
-        os._exit(code)  # the detached child ends here, never back in its caller's code
-    return code
+    return 0 if result["passed"] else 1
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -593,11 +581,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     swi.add_argument("--stop-file", type=Path, required=True, help="the probe ends when it exists")
     swi.add_argument("--ready-file", type=Path)
     swi.add_argument("--out", type=Path, required=True)
-    swi.add_argument(
-        "--detach",
-        action="store_true",
-        help="return at once and run in its own session (the result is --out; wait for it)",
-    )
     swi.set_defaults(func=cmd_switch)
     mrg = sub.add_parser("merge", help="add the teardown's figures from shutdown_proof.json")
     mrg.add_argument("--probe", type=Path, required=True)

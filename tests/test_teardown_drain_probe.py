@@ -293,23 +293,3 @@ def test_refusal_windows_close_at_the_next_accepted_request() -> None:
     assert [w["observed_s"] for w in windows] == [2.0, None]
     assert [w["refused_requests"] for w in windows] == [2, 1]
     assert probe.analyse_switch(records, 1)["passed"] is False  # the last window never closed
-
-
-def test_a_detached_switch_probe_returns_at_once_and_leaves_its_result(
-    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(probe.KEY_ENV, KEY)
-    out, ready, stop = tmp_path / "switch.json", tmp_path / "ready", tmp_path / "stop"
-    args = ["switch", "--url", gateway.url, "--streams", "2", "--max-tokens", "4"]
-    args += ["--ready-file", str(ready), "--stop-file", str(stop), "--out", str(out)]
-    started = time.monotonic()
-    assert probe.main([*args, "--detach"]) == 0
-    assert time.monotonic() - started < 2 and not out.exists()
-    deadline = time.monotonic() + 20
-    while not ready.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.write_text("")
-    while not out.exists() and time.monotonic() < deadline + 20:
-        time.sleep(0.05)
-    result = json.loads(out.read_text(encoding="utf-8"))
-    assert result["passed"] is True and result["streams"]["accepted"] >= 2
