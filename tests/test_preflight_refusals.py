@@ -246,7 +246,8 @@ BAD_CASES: list[tuple[dict[str, Any], str]] = [
     # The model: shapes and choices (argument_specs), then sizes and names.
     (
         rented("model.source", "s3"),
-        "value of source must be one of: hub, local, host, got: s3 found in preflight_model",
+        "value of source must be one of: hub, local, host, package, got: s3 found in "
+        "preflight_model",
     ),
     (rented("model.dtype", "bf16"), "value of dtype must be one of: float32, bfloat16"),
     (rented("model.params", "0.5B"), "argument 'params' is of type str found in 'preflight_model'"),
