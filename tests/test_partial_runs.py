@@ -362,6 +362,12 @@ def _inventory() -> dict[str, Any]:
     )
 
 
+def _release() -> dict[str, Any]:
+    """The release the lab serves by default (llmhost_model and llmhost_serving follow it)."""
+    inventory = _inventory()
+    return inventory["llmhost_releases"][inventory["llmhost_release"]]
+
+
 def _gateway() -> Gateway:
     """The gateway on 127.0.0.1, its certificate read from the host, the load tenant's key."""
     fact = json.loads(_in_lab("cat", "/etc/ansible/facts.d/llmhost_gateway.fact"))
@@ -370,7 +376,7 @@ def _gateway() -> Gateway:
         port=GATEWAY_PORT,
         ca_pem=_in_lab("cat", fact["certificate"]),
         key=_vault()["vault_gateway_keys"]["lab_load"],
-        model=_inventory()["llmhost_model"]["name"],
+        model=_release()["model"]["name"],
     )
 
 
@@ -443,7 +449,7 @@ def test_saturation_longer_than_the_liveness_window_restarts_nothing(
     # slot taken and twice as many sequences waiting, as under real saturation with long
     # generations. With one choice each the lab's short streams (110 tokens, the context is
     # 128) free a slot so often that the probe seldom waits its 1 s timeout out.
-    slots = int(_inventory()["llmhost_serving"]["max_num_seqs"])
+    slots = int(_release()["serving"]["max_num_seqs"])
     streams, choices = slots, 3
     _wait_past_grace()
     pid, restarts = _unit("MainPID"), _unit("NRestarts")
