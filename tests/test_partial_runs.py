@@ -9,7 +9,10 @@ then, on that converged host:
 - serve.yml --tags <role> works for every role and phase tag, changed=0;
 - serve.yml --check --diff finishes, changed=0 (read-only probes run in check mode);
 - eval.yml alone evaluates through the gateway, reading its certificate from the host;
-- status answers from the host's local facts.
+- status answers from the host's local facts;
+- release.yml to another release and rollback.yml back, while the switch probe keeps
+  streams going through the gateway: the gateway drains (503 + Retry-After), nothing is
+  cut or fails otherwise.
 
 And the host's reliability, live (figures printed, with -s, and written to
 /tmp/llmhost-live-figures.json):
@@ -23,7 +26,8 @@ And the host's reliability, live (figures printed, with -s, and written to
   an error or a whole stream, none hangs; a stopped (hung) engine core is restarted by
   the liveness timer.
 
-Every run writes its evidence into a throwaway folder, never into evidence/.
+Every run writes its evidence into a throwaway folder, never into evidence/. With
+LLMHOST_PLAY_LOGS=<folder>, each play's whole output is kept there too (<time>-<playbook>.log).
 """
 
 from __future__ import annotations
@@ -149,6 +153,10 @@ def _play(
         timeout=1800,
         check=False,
     )
+    if os.environ.get("LLMHOST_PLAY_LOGS"):
+        logs = Path(os.environ["LLMHOST_PLAY_LOGS"])
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{time.strftime('%H%M%S')}-{playbook}.log").write_text(done.stdout + done.stderr)
     recap = {
         m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
         for m in RECAP.finditer(done.stdout)
@@ -611,3 +619,53 @@ def test_hung_engine_core_is_restarted_by_the_liveness_timer(converged: dict[str
     assert detected is not None and detected <= budget + 5, f"restart after {detected} s"
     assert _unit("ActiveState") == "active" and _unit("MainPID") not in ("0", pid)
     assert not [s for s in states if s.split()[0].startswith("T")], "stopped processes remain"
+
+
+# --- a release switch and its rollback, under streams ----------------------------------------
+
+
+def test_a_release_switch_and_its_rollback_drain_under_streams(
+    converged: dict[str, str], tmp_path: Path
+) -> None:
+    """release.yml to the same model with other serving limits (a new vLLM release: a
+    restart) while the switch probe keeps 4 streams going through the gateway: the
+    gateway drains (503 + Retry-After), the streams in flight finish, none is cut, no
+    request fails otherwise; rollback.yml switches back the same way."""
+    done, _ = _play(
+        converged,
+        tmp_path,
+        "release.yml",
+        "-e",
+        json.dumps({"llmhost_release": "trained", "vllm_max_num_seqs": 16}),
+    )
+    assert done.returncode == 0, _tail(done)
+    done, _ = _play(converged, tmp_path, "rollback.yml")
+    assert done.returncode == 0, _tail(done)
+
+    switches = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("release_switch-*.json"))]
+    probes = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("switch_test-*.json"))]
+    assert len(switches) == 2 and len(probes) == 2, sorted(p.name for p in tmp_path.iterdir())
+    forward, back = switches
+    assert forward["from"]["release"] != forward["to"]["release"]
+    assert back["to"]["release"] == forward["from"]["release"]
+    for switch in switches:
+        assert switch["smoke_test_passed"] is True and switch["drain_timed_out"] is False
+        assert 0 < switch["drain_s"] <= switch["refused_s"]
+    for probe in probes:
+        assert probe["passed"] is True, {k: v for k, v in probe.items() if k != "records"}
+        assert probe["streams"]["truncated"] == 0 and probe["failed"] == 0
+        assert probe["refused"]["count"] == probe["refused"]["with_retry_after"] > 0
+        assert all(w["served_again_at"] for w in probe["refusal_windows"])
+    _figure(
+        "release_switch",
+        [
+            {
+                "refused_s": s["refused_s"],
+                "drain_s": s["drain_s"],
+                "observed_refusal_s": [w["observed_s"] for w in p["refusal_windows"]],
+                "streams": p["streams"],
+                "refused": p["refused"]["count"],
+            }
+            for s, p in zip(switches, probes, strict=True)
+        ],
+    )
