@@ -21,7 +21,8 @@ request (GET /v1/models on a keep-alive connection: the proxy's own cost) and of
 and nginx's CPU seconds per 1,000 streamed tokens (utime + stime of nginx's master and
 workers from /proc/<pid>/stat inside the container, just before and after each round's
 streams; the same figure in direct rounds is nginx's background, e.g. monitoring's
-scrapes, reported beside it and subtracted in the "net" figure).
+scrapes, reported beside it and subtracted in the "net" figure), and the client's own CPU
+per 1,000 tokens on each side (its TLS and parsing share the cores too).
 
 The tenant's limits are never tripped: they are read from the inventory
 (gateway_tenants, gateway_tenant_defaults; --rate-per-minute, --burst and
@@ -296,6 +297,17 @@ def summarize(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, An
         "added_p50_ms_models": round(gateway["models_p50_ms"] - direct["models_p50_ms"], 3),
         "added_p50_ms_ttft": round(gateway["ttft_p50_ms"] - direct["ttft_p50_ms"], 1),
     }
+    if all("client_cpu_s" in r for side in rounds.values() for r in side):
+        # The client shares the cores too: its TLS and parsing cost is part of the ratio.
+        out["client_cpu_s_per_1k_tokens"] = {
+            s: round(
+                statistics.median(
+                    per_1k_tokens(r["client_cpu_s"], r["output_tokens"]) for r in rounds[s]
+                ),
+                4,
+            )
+            for s in ("direct", "gateway")
+        }
     if all("cpu" in r for side in rounds.values() for r in side):
         cpu = {s: [cpu_seconds(r["cpu"]) for r in rounds[s]] for s in rounds}
         changed = any(c.pids_changed for cs in cpu.values() for c in cs)
@@ -333,6 +345,7 @@ def table(report: Mapping[str, Any]) -> str:
             f"{report['concurrency']} streams; added p50: /v1/models "
             f"{report['added_p50_ms_models']:+.3f} ms, TTFT {report['added_p50_ms_ttft']:+.1f} ms",
             f"nginx CPU s per 1k streamed tokens: {cpu} (net of background: {net})",
+            f"client CPU s per 1k streamed tokens: {report.get('client_cpu_s_per_1k_tokens')}",
         ]
     )
 

@@ -129,9 +129,9 @@ async def run(
             return await one(client, model, tokens)
 
     cpu_before = proc_ticks(cpu_comm) if cpu_comm else {}
-    start = time.perf_counter()
+    start, own_start = time.perf_counter(), time.process_time()
     outcomes = await asyncio.gather(*(limited() for _ in range(requests)), return_exceptions=True)
-    wall = time.perf_counter() - start
+    wall, own_cpu = time.perf_counter() - start, time.process_time() - own_start
     cpu_after = proc_ticks(cpu_comm) if cpu_comm else {}
     failures = Counter(failure_kind(o) for o in outcomes if isinstance(o, BaseException))
     if failures:
@@ -150,6 +150,7 @@ async def run(
         "ttft_p50_ms": round(statistics.median(ttfts) * 1000, 1),
         "e2e_p50_ms": round(statistics.median(r[1] for r in results) * 1000, 1),
         "models_p50_ms": round(statistics.median(models) * 1000, 3),
+        "client_cpu_s": round(own_cpu, 3),  # this client's own CPU (TLS included) in the streams
     }
     if cpu_comm:
         out["cpu"] = {

@@ -168,6 +168,7 @@ def _round(tok_s: float, ttft: float, models: float, ticks: int, tokens: int = 3
         "models_p50_ms": models,
         "wall_s": 4.0,
         "output_tokens": tokens,
+        "client_cpu_s": ticks / 50,
         "cpu": {"clk_tck": 100, "before": {"7": 0, "8": 0}, "after": {"7": 0, "8": ticks}},
     }
 
@@ -186,6 +187,10 @@ def test_summary_medians_ratio_added_latency_and_net_cpu() -> None:
     assert s["nginx_cpu_s_per_1k_tokens"] == pytest.approx(round(0.44 * 1000 / 3072, 4))
     assert s["nginx_cpu_s_per_1k_tokens_net"] == pytest.approx(round(0.40 * 1000 / 3072, 4))
     assert s["nginx_background_cpu_s_per_s"] == pytest.approx(0.01)
+    assert s["client_cpu_s_per_1k_tokens"] == {
+        "direct": round(0.08 * 1000 / 3072, 4),
+        "gateway": round(0.88 * 1000 / 3072, 4),
+    }
 
 
 def test_summary_gives_no_cpu_figure_when_nginx_processes_changed() -> None:
