@@ -62,7 +62,8 @@ def load(
         f"--tokens {tokens}"
     )
     if with_key:
-        cmd = "set -a; . /etc/llmhost/vllm.env; set +a; " + cmd + ' --key "$VLLM_API_KEY"'
+        # The key from the unit's 0600 environment file, by name: never on a command line.
+        cmd = "set -a; . /etc/llmhost/vllm.env; set +a; " + cmd + " --key-env VLLM_API_KEY"
     return json.loads(sh(container, cmd).strip().splitlines()[-1])
 
 
