@@ -35,6 +35,13 @@
 #                              inventory's ansible_user must match)
 #   LLMHOST_LAB_EXTRA_PORTS    extra "HOST:CONTAINER[/udp]" pairs, space
 #                              separated, always published on 127.0.0.1
+#   LLMHOST_LAB_NETNS          join the network namespace of this running lab
+#                              container instead of publishing ports (a fleet:
+#                              every host reaches the others on 127.0.0.1; that
+#                              container publishes this one's SSH port)
+#   LLMHOST_LAB_SSHD_PORT      the port sshd listens on in the container
+#                              (default 22; distinct per container of a shared
+#                              namespace, and then equal to LLMHOST_LAB_SSH_PORT)
 #   LLMHOST_LAB_BOOT_TIMEOUT   seconds to wait for systemd, and then for
 #                              sshd (default 90)
 #   LLMHOST_LAB_SHM_SIZE       size of /dev/shm (default 2g: vLLM's engine
@@ -60,6 +67,8 @@ readonly GATEWAY_PORT="${LLMHOST_LAB_GATEWAY_PORT:-8443}"
 readonly SSH_PORT="${LLMHOST_LAB_SSH_PORT:-2222}"
 readonly LAB_USER="${LLMHOST_LAB_USER:-llmops}"
 readonly EXTRA_PORTS="${LLMHOST_LAB_EXTRA_PORTS:-}"
+readonly NETNS="${LLMHOST_LAB_NETNS:-}"
+readonly SSHD_PORT="${LLMHOST_LAB_SSHD_PORT:-22}"
 readonly BOOT_TIMEOUT="${LLMHOST_LAB_BOOT_TIMEOUT:-90}"
 readonly SHM_SIZE="${LLMHOST_LAB_SHM_SIZE:-2g}"
 readonly BIND_ADDR=127.0.0.1
@@ -91,8 +100,20 @@ build_publish_args() {
     die "LLMHOST_LAB_SSH_PORT and LLMHOST_LAB_GATEWAY_PORT are both ${SSH_PORT}; give them different ports"
   [[ "${LAB_USER}" =~ ^[a-z_][a-z0-9_-]{0,31}$ && "${LAB_USER}" != root ]] ||
     die "LLMHOST_LAB_USER must be a user name other than root (lower-case letters, digits, _ and -; got: ${LAB_USER})"
-  PUBLISH_ARGS=(-p "${BIND_ADDR}:${GATEWAY_PORT}:443" -p "${BIND_ADDR}:${SSH_PORT}:22")
-  PUBLISH_DESC=("${BIND_ADDR}:${GATEWAY_PORT} -> 443 (gateway)" "${BIND_ADDR}:${SSH_PORT} -> 22 (ssh)")
+  valid_port "${SSHD_PORT}" ||
+    die "LLMHOST_LAB_SSHD_PORT must be a port number 1-65535 (got: ${SSHD_PORT})"
+  if [[ -n "${NETNS}" ]]; then
+    # A shared namespace: its owner publishes every port, this container none.
+    [[ "${NETNS}" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ && "${NETNS}" != "${NAME}" ]] ||
+      die "LLMHOST_LAB_NETNS must name another lab container (got: ${NETNS})"
+    [[ "${SSHD_PORT}" != 22 && -z "${EXTRA_PORTS}" ]] ||
+      die "a container in ${NETNS}'s network namespace needs its own LLMHOST_LAB_SSHD_PORT (not 22) and publishes nothing (LLMHOST_LAB_EXTRA_PORTS belongs to ${NETNS})"
+    PUBLISH_ARGS=(--network "container:${NETNS}")
+    PUBLISH_DESC=("${BIND_ADDR}:${SSH_PORT} -> ${SSHD_PORT} (ssh, published by ${NETNS})")
+    return 0
+  fi
+  PUBLISH_ARGS=(-p "${BIND_ADDR}:${GATEWAY_PORT}:443" -p "${BIND_ADDR}:${SSH_PORT}:${SSHD_PORT}")
+  PUBLISH_DESC=("${BIND_ADDR}:${GATEWAY_PORT} -> 443 (gateway)" "${BIND_ADDR}:${SSH_PORT} -> ${SSHD_PORT} (ssh)")
   for pair in ${EXTRA_PORTS}; do
     if [[ ! "${pair}" =~ ^([0-9]+):([0-9]+)(/(tcp|udp))?$ ]]; then
       die "LLMHOST_LAB_EXTRA_PORTS entry '${pair}' is not HOST:CONTAINER[/tcp|/udp]; no address may be given, ports are always published on ${BIND_ADDR} only"
@@ -137,8 +158,10 @@ systemd_state() {
 RUN_ARGS=()
 build_run_args() {
   build_publish_args
-  RUN_ARGS=(
-    --hostname "${HOSTNAME_IN_LAB}"
+  RUN_ARGS=()
+  # docker refuses a host name for a container in another's network namespace.
+  [[ -n "${NETNS}" ]] || RUN_ARGS+=(--hostname "${HOSTNAME_IN_LAB}")
+  RUN_ARGS+=(
     --cap-add SYS_ADMIN
     --security-opt seccomp=unconfined
     --security-opt apparmor=unconfined
@@ -247,10 +270,11 @@ create_container() {
 provision_operator() {
   local pubkey
   pubkey="$(cat "${SSH_KEY}.pub")" || die "no ${SSH_KEY}.pub (scripts/lab-init.sh makes it)"
-  docker exec -i "${NAME}" bash -s -- "${LAB_USER}" "${pubkey}" >/dev/null <<'EOF' ||
+  docker exec -i "${NAME}" bash -s -- "${LAB_USER}" "${pubkey}" "${SSHD_PORT}" >/dev/null <<'EOF' ||
 set -euo pipefail
 user=$1
 pubkey=$2
+sshd_port=$3
 if ! id -u "${user}" >/dev/null 2>&1; then
   useradd --create-home --user-group --shell /bin/bash "${user}"
 fi
@@ -273,8 +297,21 @@ printf '%s ALL=(ALL) NOPASSWD:ALL\n' "${user}" >"${tmp}"
 visudo -cqf "${tmp}"
 put "${tmp}" "/etc/sudoers.d/${user}" 0440 root root
 visudo -cq
+# sshd's port: its own in a shared network namespace (the drop-in only when not 22).
+if [[ "${sshd_port}" == 22 ]]; then
+  rm -f /etc/ssh/sshd_config.d/llmhost-lab-port.conf
+else
+  printf 'Port %s\n' "${sshd_port}" >"${tmp}"
+  put "${tmp}" /etc/ssh/sshd_config.d/llmhost-lab-port.conf 0644 root root
+fi
 # The image installs sshd without starting it at boot (Molecule's test hosts use it too).
-systemctl enable --now ssh.service
+systemctl enable ssh.service
+if ! systemctl is-active --quiet ssh.service; then
+  systemctl start ssh.service
+elif [[ "$(sshd -T 2>/dev/null | awk '$1 == "port" {print $2; exit}')" != "${sshd_port}" ]] ||
+  ! ss -Htln "sport = :${sshd_port}" | grep -q .; then
+  systemctl restart ssh.service
+fi
 EOF
     die "setting up the operator account ${LAB_USER} in ${NAME} failed"
 }
