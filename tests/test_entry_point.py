@@ -131,7 +131,9 @@ def _layout(root: Path) -> Path:
                             "ansible_python_interpreter": sys.executable,
                         }
                     }
-                }
+                },
+                "llmhost_replicas": {"hosts": {"tinyhost": None}},
+                "llmhost_gateway": {"hosts": {"tinyhost": None}},
             }
         }
     }

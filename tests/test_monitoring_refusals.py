@@ -36,9 +36,9 @@ CASES = [
     ({"monitoring_retention_time": "15days"}, "monitoring_retention_time", "a Prometheus duration"),
     ({"monitoring_retention_size": "2 gigabytes"}, "monitoring_retention_size", "must be a size"),
     (
-        {"monitoring_vllm_target": "http://127.0.0.1:8000/metrics"},
-        "monitoring_vllm_target",
-        "must be host:port",
+        {"monitoring_vllm_targets": ["http://127.0.0.1:8000/metrics"]},
+        "monitoring_vllm_targets",
+        "must list host:port",
     ),
     (
         {"monitoring_vllm_enabled": False, "monitoring_required_targets": ["prometheus", "vllm"]},

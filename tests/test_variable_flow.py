@@ -87,7 +87,7 @@ def test_plays_set_no_role_variable() -> None:
 
 HANDOVER = re.compile(
     r"ansible_local\.|\bpreflight_compute\b|\b(?:vllm|model_store)_(?:host|port|root)\b"
-    r"|\bgateway_drain_file\b"
+    r"|\bgateway_drain_file\b|\breplica_upstreams\(hostvars\b"  # the replicas' local facts
 )
 
 

@@ -132,15 +132,18 @@ def test_a_replica_beyond_loopback_with_named_sources_passes(tmp_path: Path) -> 
 
 
 def test_the_firewall_handover_follows_the_opt_in() -> None:
-    """site.yml hands vllm_port and vllm_allowed_sources to the gateway's firewall when
-    vLLM listens beyond loopback, and nothing when it stays on loopback."""
+    """serve.yml hands the port and the allowed sources of the vLLM on the gateway's own
+    host (its local fact) to the gateway's firewall when vLLM listens beyond loopback, and
+    nothing when it stays on loopback or the host serves no vLLM (a gateway host of its own)."""
     serve = yaml.safe_load((ROOT / "playbooks" / "serve.yml").read_text(encoding="utf-8"))
     gateway = next(
         r for play in serve for r in play.get("roles") or [] if r.get("role") == "gateway"
     )
     expr = gateway["vars"]["gateway_firewall_allow"]
     render = Environment(autoescape=False).from_string(expr)  # noqa: S701 - a YAML value, not HTML
-    base = {"vllm_port": "8000", "vllm_allowed_sources": ["10.0.0.5"]}
-    assert render.render(vllm_host="127.0.0.1", **base).strip() == "[]"
-    opened = render.render(vllm_host="10.0.0.7", **base).strip()
+    fact = {"port": "8000", "allowed_sources": ["10.0.0.5"]}
+    loopback = {"llmhost_vllm": {**fact, "host": "127.0.0.1"}}
+    assert render.render(ansible_local=loopback).strip() == "[]"
+    assert render.render(ansible_local={}).strip() == "[]"  # no vLLM on this host
+    opened = render.render(ansible_local={"llmhost_vllm": {**fact, "host": "10.0.0.7"}}).strip()
     assert opened == "[{'port': 8000, 'sources': ['10.0.0.5'], 'comment': 'vllm'}]"
