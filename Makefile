@@ -51,13 +51,22 @@ lab-down: ## Remove the lab host container
 lab-status: ## Show the lab host
 	@bash scripts/labhost.sh status
 
-.PHONY: lab
+.PHONY: lab fleet-lab
 lab: venv lab-up ## Run the whole loop on the lab host and leave an evidence bundle (ARGS=)
 	@$(BIN)/python scripts/llmhost.py lab -i inventories/lab $(ARGS)
 
+fleet-lab: venv engine ## Two replicas behind a gateway: rolling upgrade and rollback under streams (ARGS=)
+	@bash scripts/fleet-lab.sh $(ARGS)
+
+.PHONY: fleet-lab-up fleet-lab-down
+fleet-lab-up: venv engine ## Start the fleet lab's three containers (one network namespace)
+	@bash scripts/fleetlab.sh up
+fleet-lab-down: ## Remove the fleet lab's containers
+	@bash scripts/fleetlab.sh down
+
 # --- any inventory: one run = one run id = one evidence bundle (scripts/llmhost.py) ---
 # The vault password file: LLMHOST_VAULT_PASSWORD_FILE, else .cache/vault/<inventory>.pass.
-RUN_ACTIONS := deploy release eval teardown train rollback
+RUN_ACTIONS := deploy release upgrade eval teardown train rollback
 .PHONY: $(RUN_ACTIONS) status
 deploy: venv ## Provision, serve, evaluate, seal (INVENTORY=inventories/<x>, ARGS=--check ...)
 release: venv ## Switch to another release behind a draining gateway, evaluate (ARGS="-e llmhost_release=<name>")
@@ -65,6 +74,7 @@ eval: venv ## Evaluate through the gateway, seal the bundle (INVENTORY=, ARGS=)
 teardown: venv ## Drain, stop, shutdown proof, seal the bundle (INVENTORY=, ARGS=)
 train: venv ## Train the mini GPT-2, seal the bundle (INVENTORY=, ARGS=)
 rollback: venv ## Put the previous vLLM release back in service, seal (INVENTORY=, ARGS=)
+upgrade: venv ## Roll a release over the replicas, one at a time behind the gateway (ARGS="-e llmhost_release=<name>")
 $(RUN_ACTIONS):
 	@$(BIN)/python scripts/llmhost.py $@ -i $(INVENTORY) $(ARGS)
 

@@ -5,7 +5,7 @@
         [--skip-tags T] [--check] [--diff] [-e k=v | -e @vars.yml | -e '{"k": "v"}' ...]
     python scripts/llmhost.py status -i inventories/<x> [--limit H] [--json]
 
-ACTION is deploy, release, eval, teardown, train, rollback or lab; each invocation is one run: one
+ACTION is deploy, release, upgrade, eval, teardown, train, rollback, lab or fleet-lab; each invocation is one run: one
 run id (the runner ident, <UTC %Y%m%dT%H%M%SZ>-<git sha12>, or LLMHOST_RUN_ID), one
 ansible-playbook process, one evidence bundle evidence/<inventory>/<run id>/ that never
 existed before. The bundle is ansible-runner's artifact folder (job_events/, stdout,
@@ -68,6 +68,10 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     # .cache (never the bundle), so it may come after the role's seal: the entry point
     # seals the bundle last anyway.
     "lab": ("lab.yml", "host_logs.yml"),
+    # Roll a release over the replicas behind the gateway, one at a time (-e llmhost_release=X).
+    "upgrade": ("upgrade.yml", "host_logs.yml", "evidence.yml"),
+    # The fleet lab's loop (make fleet-lab): serve, upgrade, roll back, seal.
+    "fleet-lab": ("fleet-lab.yml", "host_logs.yml"),
 }
 STATUS = "status"
 SERVING_GROUP = "llmhost"
