@@ -5,13 +5,14 @@
         [--skip-tags T] [--check] [--diff] [-e k=v | -e @vars.yml | -e '{"k": "v"}' ...]
     python scripts/llmhost.py status -i inventories/<x> [--limit H] [--json]
 
-ACTION is deploy, release, upgrade, eval, teardown, train, rollback, lab or fleet-lab; each invocation is one run: one
-run id (the runner ident, <UTC %Y%m%dT%H%M%SZ>-<git sha12>, or LLMHOST_RUN_ID), one
-ansible-playbook process, one evidence bundle evidence/<inventory>/<run id>/ that never
-existed before. The bundle is ansible-runner's artifact folder (job_events/, stdout,
-stderr, command, rc, status) and holds what the playbooks write there, ansible.log,
-run_ledger.json (the evidence_ledger callback), secrets_scan.json and, written last,
-MANIFEST.sha256 (make verify-evidence RUN=evidence/<inventory>/<run id>).
+ACTION is deploy, release, upgrade, eval, teardown, train, rollback, lab or fleet-lab;
+each invocation is one run: one run id (the runner ident, <UTC %Y%m%dT%H%M%SZ>-<git
+sha12>, or LLMHOST_RUN_ID), one ansible-playbook process, one evidence bundle
+evidence/<inventory>/<run id>/ that never existed before. The bundle is ansible-runner's
+artifact folder (job_events/, stdout, stderr, command, rc, status) and holds what the
+playbooks write there, ansible.log, run_ledger.json (the evidence_ledger callback),
+secrets_scan.json and, written last, MANIFEST.sha256 (make verify-evidence
+RUN=evidence/<inventory>/<run id>).
 
 After the playbooks, the bundle and the hosts' logs (fetched by playbooks/host_logs.yml
 into .cache/hostlogs/<run id>/, deleted after) are scanned for the inventory's secrets
