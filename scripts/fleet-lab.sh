@@ -15,8 +15,9 @@ readonly MODELS="${ROOT}/.cache/fleet/models"
 
 train() {
   local release=$1 steps=$2 out="${MODELS}/$1"
-  [[ "${steps}" =~ ^[0-9]+$ ]] && ((steps >= 1)) ||
+  if [[ ! "${steps}" =~ ^[0-9]+$ ]] || ((steps < 1)); then
     die "LLMHOST_FLEET_${release^^}_STEPS must be a whole number of steps >= 1 (got: ${steps})"
+  fi
   if [[ -f "${out}/openllm_gpu_training_run/hf_export/config.json" && -f "${out}/.steps-${steps}" ]]; then
     log "release ${release}: model already trained (${steps} steps, ${out})"
     return 0

@@ -31,8 +31,9 @@ readonly GATEWAY="${PREFIX}-gateway"
 
 [[ "${PREFIX}" =~ ^[a-z0-9][a-z0-9_.-]{0,40}$ ]] ||
   die "LLMHOST_FLEET_NAME must be lower-case letters, digits, '.', '_' or '-' (got: ${PREFIX})"
-[[ "${SSH_BASE}" =~ ^[0-9]{1,5}$ ]] && ((SSH_BASE >= 1024 && SSH_BASE + REPLICAS <= 65535)) ||
+if [[ ! "${SSH_BASE}" =~ ^[0-9]{1,5}$ ]] || ((SSH_BASE < 1024 || SSH_BASE + REPLICAS > 65535)); then
   die "LLMHOST_FLEET_SSH_PORT must be a port from 1024 to $((65535 - REPLICAS)) (got: ${SSH_BASE})"
+fi
 
 labhost() {
   bash "${LLMHOST_SCRIPTS_DIR}/labhost.sh" "$@"

@@ -234,7 +234,7 @@ def test_up_sets_up_the_operator_and_pins_the_host_key(tmp_path: Path, sshd_port
     # The cloud-init step: account, passwordless sudo checked by visudo, the key.
     provision = [c for c in _calls(tmp_path) if c[:2] == ["exec", "-i"]]
     assert len(provision) == 1
-    assert provision[0][-2:] == ["llmops", pub]
+    assert provision[0][-3:] == ["llmops", pub, "22"]  # sshd's own port: 22 unless in a fleet
     script = (tmp_path / "exec_stdin").read_text()
     for needle in ("useradd", "--shell /bin/bash", "NOPASSWD:ALL", "visudo -cqf", "0440", "0600"):
         assert needle in script, needle
