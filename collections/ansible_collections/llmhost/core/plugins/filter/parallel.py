@@ -7,7 +7,7 @@ Documentation: parallel_plan.yml next to this file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -19,16 +19,10 @@ from ansible_collections.llmhost.core.plugins.plugin_utils.parallel import (
 __all__ = ["FilterModule", "parallel_plan_filter"]
 
 
-def parallel_plan_filter(
-    settings: Mapping[str, Any],
-    model: Mapping[str, Any],
-    config: Mapping[str, Any] | None = None,
-    gpu_count: Any = None,
-    lock: Mapping[str, Any] | None = None,
-    config_name: str = "config.json",
-) -> dict[str, Any]:
+def parallel_plan_filter(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """parallel_plan (plugin_utils/parallel.py, its arguments), its errors as filter errors."""
     try:
-        return parallel_plan(settings, model, config, gpu_count, lock, config_name)
+        return parallel_plan(*args, **kwargs)
     except ParallelPlanError as exc:
         raise AnsibleFilterError(f"llmhost.core.parallel_plan: {exc}") from exc
 
