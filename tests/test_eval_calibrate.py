@@ -5,7 +5,6 @@ torch and a model folder and is not run here."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
@@ -13,7 +12,6 @@ from loading import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 calibrate = load_module("eval_calibrate", ROOT / "scripts" / "eval_calibrate.py")
-sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.llmhost.core.plugins.module_utils import eval_cases as ec  # noqa: E402
 from ansible_collections.llmhost.core.plugins.module_utils import eval_report as er  # noqa: E402

@@ -17,15 +17,17 @@ from typing import Any
 
 import pytest
 import yaml
-from evaluation_server import ROLE, load_file, self_signed, server, serving
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
-
 from ansible_collections.llmhost.core.plugins.module_utils import eval_cases as ec
 from ansible_collections.llmhost.core.plugins.modules import load_test as lt
 from ansible_collections.llmhost.core.plugins.modules import openai_eval as oe
+from loading import load_module as load_file
+
+from tests.support import openai_double as server
+from tests.support.openai_double import serving
+from tests.support.tls import self_signed
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
+ROLE = ROOT_DIR / "roles" / "evaluation"
 MODULES = ROOT_DIR / "collections/ansible_collections/llmhost/core/plugins/modules"
 runner = load_file("llmhost_load_locust", ROLE / "files" / "llmhost_load_locust.py")
 KEY = "module-test-key-0123456789"

@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evaluation_server import ROLE, self_signed, server, serving
 from role_runner import run_role
 
+from tests.support import openai_double as server
+from tests.support.openai_double import serving
+from tests.support.tls import self_signed
+
+ROLE = Path(__file__).resolve().parents[1] / "roles" / "evaluation"
 KEY = "role-test-key-0123456789"
 EVAL = ROLE / "files" / "eval"
 LOAD_REQUESTS = 8

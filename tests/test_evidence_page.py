@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "evidence_fixture"
-sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (  # noqa: E402
     write_if_changed,

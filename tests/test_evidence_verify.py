@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "verify_evidence.py"
 FIXTURE = ROOT / "tests" / "data" / "evidence_fixture"
-sys.path.insert(0, str(ROOT / "collections"))
 
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (  # noqa: E402
     seal,

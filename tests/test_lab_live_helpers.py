@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from evaluation_server import self_signed
 from lab_live import (
     SAMPLER,
     Allowed,
@@ -25,6 +24,8 @@ from lab_live import (
     scan_processes,
     scan_text,
 )
+
+from tests.support.tls import self_signed
 
 SECRET = "S3cr3tValue0123456789abcdefghijABCDEFGHIJ"  # noqa: S105 - a planted test value
 SECRETS = {"vault_gateway_keys.lab_eval": SECRET, "vault_llmhost_vllm_api_key": "V" * 40}

@@ -333,8 +333,8 @@ def test_check_against_a_server_that_is_busy_then_hung(server: str) -> None:
 def test_check_finds_the_shared_test_double_busy_under_load() -> None:
     """With the project's OpenAI test double (vLLM's metric names): a probe that times out
     while other requests run and complete is busy, not hung."""
-    from evaluation_server import server as double
-    from evaluation_server import serving
+    from tests.support import openai_double as double
+    from tests.support.openai_double import serving
 
     settings = double.Settings("tiny", _Fake.key, ttft_ms=300, token_ms=1)
     stop = threading.Event()

@@ -1,11 +1,8 @@
-"""Make the repository's local collection importable as ansible_collections.llmhost.core.
-
-Derived from this file's location, so the tests run from any working directory.
-"""
+"""Fixtures for the collection's tests (pyproject's pythonpath makes the local collection
+importable as ansible_collections.llmhost.core)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +10,6 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_DIR = REPO_ROOT / "collections"
 DATA_DIR = REPO_ROOT / "tests" / "data" / "nvidia-smi" / "h100"
-
-if str(COLLECTIONS_DIR) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 _NEEDED = ("torch", "transformers", "tokenizers", "safetensors", "prometheus_client")
 _MISSING = [name for name in _NEEDED if importlib.util.find_spec(name) is None]

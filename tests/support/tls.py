@@ -1,34 +1,10 @@
-"""Test helpers for the evaluation role: its OpenAI-compatible test double (the molecule
-fixture) served in-process on 127.0.0.1, optionally over TLS with a fresh self-signed
-certificate."""
+"""A fresh self-signed certificate for tests that serve HTTPS on 127.0.0.1."""
 
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import ipaddress
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
-
-ROOT = Path(__file__).resolve().parents[1]
-ROLE = ROOT / "roles" / "evaluation"
-SERVER_FILE = ROLE / "molecule" / "default" / "files" / "openai_test_server.py"
-
-
-def load_file(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-server = load_file("openai_test_server", SERVER_FILE)
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -68,17 +44,3 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert_file, key_file
-
-
-@contextmanager
-def serving(settings: object, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
-    """Serve on a free 127.0.0.1 port; yields the base URL (without /v1)."""
-    httpd = server.make_server("127.0.0.1", 0, settings, tls)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    scheme = "https" if tls else "http"
-    try:
-        yield f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -1,20 +1,33 @@
 #!/usr/bin/env python3
-"""A small OpenAI-compatible test double (stdlib only) for the evaluation role's tests.
+"""The one OpenAI-compatible test double (stdlib only): it stands in for vLLM.
 
-It stands in for vLLM serving the lab's tiny GPT-2: deterministic gibberish built from
-Jargon File words, streamed token by token (SSE, ending in `data: [DONE]`), with a usage
-chunk when asked, finish_reason `length` or `stop`, bearer-key auth on /v1, and a
-Prometheus /metrics page with vLLM's metric names. Not a model: it only lets the role's
-client, checks, load test and metrics scrape run against something real over HTTP.
+Used in-process by pytest (`from tests.support import openai_double`) and copied into
+the Molecule scenarios (gateway, evaluation, teardown) as a systemd service. Not a
+model: it lets the roles' clients, checks, load tests, drains and metrics scrapes run
+against something real over HTTP(S).
 
-Usage: openai_test_server.py [--host H] [--port P] [--model NAME] [--key-file F]
-                             [--ttft-ms N] [--token-ms N] [--faults-file F]
-                             [--tls-cert CERT --tls-key KEY]
-The API key comes from --key-file or the environment (OPENAI_TEST_SERVER_KEY); none = no auth.
-The faults file (JSON, re-read per request) degrades answers for the gate tests:
-{"empty": true} answers with no text; {"extra_ms": 500} slows every token;
-{"reject": {"contains": "TEXT", "status": 429}} answers requests whose prompt holds TEXT
-with that HTTP status.
+What it does, like vLLM's OpenAI server:
+- /v1/models, /v1/completions, /v1/chat/completions behind a bearer key (none = no auth);
+  SSE streaming token by token, ending in `data: [DONE]`, with a usage chunk when asked.
+- Text: `jargon` (deterministic words from the prompt and seed; an answer stops by itself
+  after 8-31 tokens unless min_tokens/ignore_eos) or `counter` ("tok0 tok1 ...", exactly
+  max_tokens, finish_reason length).
+- Delays: --ttft-ms before the first token, --token-ms between tokens; a request's
+  `metadata.delay_s` sets both for that request (the gateway's timing tests).
+- /metrics with vLLM's names and labels (requests running and waiting, successes,
+  prompt and generation tokens, end-to-end latency); /health, /version, /docs, POST
+  /tokenize answer 200, so a test can prove the gateway hides them.
+- SIGTERM: like vLLM's --shutdown-timeout, stop accepting, let requests in flight finish
+  for up to --shutdown-timeout-s, then exit.
+- Faults (JSON file, re-read per request): {"empty": true} answers with no text;
+  {"extra_ms": 500} slows every token; {"reject": {"contains": "TEXT", "status": 429}}
+  answers requests whose prompt holds TEXT with that status.
+- --name sets an X-Upstream header on every answer (which backend served it);
+  --log-requests prints one line per request with its X-Request-Id to stdout.
+- TLS with --tls-cert/--tls-key.
+
+The key comes from --key-file, else the environment variable named by --key-env
+(default OPENAI_DOUBLE_KEY); never from the command line.
 """
 
 from __future__ import annotations
@@ -23,12 +36,17 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 _JARGON = (
@@ -37,28 +55,32 @@ _JARGON = (
     "quux twiddle moby tense elegant flame guru cycle bletch feep"
 )
 WORDS = _JARGON.split()
-KEY_ENV = "OPENAI_TEST_SERVER_KEY"
+KEY_ENV = "OPENAI_DOUBLE_KEY"
+TEXT_MODES = ("jargon", "counter")
 
 
+@dataclass
 class Settings:
-    """What the server answers with; shared by every handler thread."""
+    """What the double answers with; shared by every handler thread."""
 
-    def __init__(
-        self,
-        model: str,
-        key: str,
-        ttft_ms: float,
-        token_ms: float,
-        faults_file: Path | None = None,
-    ) -> None:
-        self.model = model
-        self.key = key
-        self.ttft_ms = ttft_ms
-        self.token_ms = token_ms
-        self.faults_file = faults_file
-        self.lock = threading.Lock()
-        self.counters = {"success": 0, "prompt_tokens": 0, "generation_tokens": 0}
-        self.running = 0
+    model: str = "tiny"
+    key: str = ""
+    ttft_ms: float = 20
+    token_ms: float = 3
+    faults_file: Path | None = None
+    text: str = "jargon"
+    name: str = ""
+    log_requests: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    counters: dict[str, float] = field(
+        default_factory=lambda: {
+            "success": 0,
+            "prompt_tokens": 0,
+            "generation_tokens": 0,
+            "e2e_sum": 0.0,
+        }
+    )
+    running: int = 0
 
     def faults(self) -> dict[str, Any]:
         if self.faults_file is None or not self.faults_file.is_file():
@@ -83,6 +105,11 @@ def generate(prompt: str, seed: int, max_tokens: int, min_tokens: int) -> tuple[
     return tokens, ("length" if count >= max_tokens else "stop")
 
 
+def counted(max_tokens: int) -> tuple[list[str], str]:
+    """Exactly max_tokens tokens "tok0 tok1 ...", finish_reason length."""
+    return [f"tok{i} " for i in range(max_tokens)], "length"
+
+
 def prompt_text(body: dict[str, Any]) -> str:
     if "messages" in body:
         return "\n".join(str(m.get("content", "")) for m in body["messages"])
@@ -91,43 +118,59 @@ def prompt_text(body: dict[str, Any]) -> str:
 
 
 def metrics_page(settings: Settings) -> str:
-    labels = f'{{model_name="{settings.model}"}}'
+    """vLLM's metric names, with its engine and model_name labels."""
+    labels = f'engine="0",model_name="{settings.model}"'
     with settings.lock:
         c = dict(settings.counters)
         running = settings.running
-    return "".join(
-        [
-            "# TYPE vllm:num_requests_running gauge\n",
-            f"vllm:num_requests_running{labels} {running}\n",
-            "# TYPE vllm:request_success_total counter\n",
-            f"vllm:request_success_total{labels} {c['success']}\n",
-            "# TYPE vllm:prompt_tokens_total counter\n",
-            f"vllm:prompt_tokens_total{labels} {c['prompt_tokens']}\n",
-            "# TYPE vllm:generation_tokens_total counter\n",
-            f"vllm:generation_tokens_total{labels} {c['generation_tokens']}\n",
-        ]
+    return (
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        f"vllm:num_requests_running{{{labels}}} {float(running)}\n"
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        f"vllm:num_requests_waiting{{{labels}}} 0.0\n"
+        "# TYPE vllm:request_success_total counter\n"
+        f'vllm:request_success_total{{{labels},finished_reason="length"}} {float(c["success"])}\n'
+        "# TYPE vllm:prompt_tokens_total counter\n"
+        f"vllm:prompt_tokens_total{{{labels}}} {float(c['prompt_tokens'])}\n"
+        "# TYPE vllm:generation_tokens_total counter\n"
+        f"vllm:generation_tokens_total{{{labels}}} {float(c['generation_tokens'])}\n"
+        "# TYPE vllm:e2e_request_latency_seconds histogram\n"
+        f"vllm:e2e_request_latency_seconds_count{{{labels}}} {float(c['success'])}\n"
+        f"vllm:e2e_request_latency_seconds_sum{{{labels}}} {c['e2e_sum']}\n"
     )
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # tokens leave at once (TTFT and ITL stay honest)
-    server_version = "llmhost-openai-test-server/1"
+    server_version = "llmhost-openai-double/1"
 
     @property
     def settings(self) -> Settings:
         return self.server.settings  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the journal gets nothing per request."""
+        if self.settings.log_requests:
+            headers = getattr(self, "headers", None)
+            rid = headers.get("X-Request-Id", "-") if headers else "-"
+            port = self.server.server_address[1]
+            print(f"port={port} request_id={rid} " + format % args, flush=True)
 
-    def send_json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
+    def end_headers(self) -> None:
+        if self.settings.name:
+            self.send_header("X-Upstream", self.settings.name)
+        super().end_headers()
+
+    def send_body(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def send_json(self, status: int, payload: dict[str, Any]) -> None:
+        self.send_body(status, json.dumps(payload).encode(), "application/json")
 
     def authorised(self) -> bool:
         if not self.settings.key:
@@ -142,11 +185,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.OK, {})
         elif self.path == "/metrics":
             data = metrics_page(self.settings).encode()
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_body(HTTPStatus.OK, data, "text/plain; version=0.0.4")
+        elif self.path in ("/version", "/docs"):
+            self.send_json(HTTPStatus.OK, {"exposed": self.path})
         elif self.path == "/v1/models":
             if self.authorised():
                 model = {"id": self.settings.model, "object": "model", "owned_by": "llmhost"}
@@ -155,13 +196,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.NOT_FOUND, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length) or b"{}"
+        if self.path == "/tokenize":
+            self.send_json(HTTPStatus.OK, {"exposed": self.path})
+            return
         chat = self.path == "/v1/chat/completions"
         if not chat and self.path != "/v1/completions":
             self.send_json(HTTPStatus.NOT_FOUND, {"error": {"message": "not found"}})
             return
-        length = int(self.headers.get("Content-Length", "0"))
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(raw)
         except ValueError:
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": {"message": "bad json"}})
             return
@@ -170,15 +215,16 @@ class Handler(BaseHTTPRequestHandler):
         if body.get("model") != self.settings.model:
             self.send_json(HTTPStatus.NOT_FOUND, {"error": {"message": "model not found"}})
             return
+        start = time.monotonic()
         with self.settings.lock:
             self.settings.running += 1
         try:
-            self.answer(body, chat)
+            self.answer(body, chat, start)
         finally:
             with self.settings.lock:
                 self.settings.running -= 1
 
-    def answer(self, body: dict[str, Any], chat: bool) -> None:
+    def answer(self, body: dict[str, Any], chat: bool, start: float) -> None:
         faults = self.settings.faults()
         prompt = prompt_text(body)
         reject = faults.get("reject") or {}
@@ -188,12 +234,12 @@ class Handler(BaseHTTPRequestHandler):
                 status, {"error": {"message": f"rejected by the faults file ({status})"}}
             )
             return
-        tokens, finish = generate(
-            prompt,
-            int(body.get("seed") or 0),
-            int(body.get("max_tokens") or body.get("max_completion_tokens") or 16),
-            int(body.get("min_tokens") or 0) if not body.get("ignore_eos") else 1 << 30,
-        )
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
+        if self.settings.text == "counter":
+            tokens, finish = counted(max_tokens)
+        else:
+            min_tokens = int(body.get("min_tokens") or 0) if not body.get("ignore_eos") else 1 << 30
+            tokens, finish = generate(prompt, int(body.get("seed") or 0), max_tokens, min_tokens)
         if faults.get("empty"):
             tokens, finish = [], "stop"
         usage = {
@@ -201,12 +247,16 @@ class Handler(BaseHTTPRequestHandler):
             "completion_tokens": len(tokens),
             "total_tokens": len(prompt.split()) + len(tokens),
         }
+        ttft = self.settings.ttft_ms / 1000
         delay = (self.settings.token_ms + float(faults.get("extra_ms", 0))) / 1000
-        time.sleep(self.settings.ttft_ms / 1000)
+        override = (body.get("metadata") or {}).get("delay_s")
+        if override is not None:
+            ttft = delay = float(override)
+        time.sleep(ttft)
         if body.get("stream"):
             self.stream(body, chat, tokens, finish, usage, delay)
         else:
-            time.sleep(delay * len(tokens))
+            time.sleep(delay * max(len(tokens) - 1, 0))
             text = "".join(tokens)
             choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
             if chat:
@@ -220,6 +270,7 @@ class Handler(BaseHTTPRequestHandler):
             self.settings.counters["success"] += 1
             self.settings.counters["prompt_tokens"] += usage["prompt_tokens"]
             self.settings.counters["generation_tokens"] += len(tokens)
+            self.settings.counters["e2e_sum"] += time.monotonic() - start
 
     def envelope(self, chat: bool, chunk: bool = False) -> dict[str, Any]:
         kind = "chat.completion" if chat else "text_completion"
@@ -286,24 +337,79 @@ def make_server(
     return server
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+@contextmanager
+def serving(settings: Settings, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve in this process on a free 127.0.0.1 port; yields the base URL (without /v1)."""
+    httpd = make_server("127.0.0.1", 0, settings, tls)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    scheme = "https" if tls else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def drain(server: ThreadingHTTPServer, settings: Settings, timeout_s: float) -> int:
+    """After serve_forever returned: stop accepting, wait up to timeout_s for the requests
+    in flight; returns how many were still running."""
+    server.socket.close()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with settings.lock:
+            if settings.running == 0:
+                return 0
+        time.sleep(0.1)
+    with settings.lock:
+        return settings.running
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--key-file", type=Path)
+    parser.add_argument("--key-env", default=KEY_ENV)
+    parser.add_argument("--text", choices=TEXT_MODES, default="jargon")
     parser.add_argument("--ttft-ms", type=float, default=20)
     parser.add_argument("--token-ms", type=float, default=3)
     parser.add_argument("--faults-file", type=Path)
+    parser.add_argument("--name", default="", help="X-Upstream header value")
+    parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--shutdown-timeout-s", type=float, default=10)
     parser.add_argument("--tls-cert", type=Path)
     parser.add_argument("--tls-key", type=Path)
-    args = parser.parse_args()
-    key = os.environ.get(KEY_ENV, "")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    key = os.environ.get(args.key_env, "")
     if args.key_file:
         key = args.key_file.read_text(encoding="utf-8").strip()
-    settings = Settings(args.model, key, args.ttft_ms, args.token_ms, args.faults_file)
+    settings = Settings(
+        model=args.model,
+        key=key,
+        ttft_ms=args.ttft_ms,
+        token_ms=args.token_ms,
+        faults_file=args.faults_file,
+        text=args.text,
+        name=args.name,
+        log_requests=args.log_requests,
+    )
     tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
-    make_server(args.host, args.port, settings, tls).serve_forever()
+    server = make_server(args.host, args.port, settings, tls)
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        print(f"port={args.port} SIGTERM: draining for up to {args.shutdown_timeout_s} s")
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    server.serve_forever()
+    left = drain(server, settings, args.shutdown_timeout_s)
+    print(f"port={args.port} exiting with {left} request(s) still in flight", flush=True)
 
 
 if __name__ == "__main__":

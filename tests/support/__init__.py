@@ -1,0 +1,1 @@
+"""Shared test support: the OpenAI-compatible test double."""
