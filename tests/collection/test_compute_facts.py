@@ -233,7 +233,6 @@ def _play(fakes: Path, out: Path) -> list[dict[str, Any]]:
                     "{{ good.model | llmhost.core.model_fit(good.serving, good.route, "
                     "by_option.gpu.gpus, 64000, good.gpu_plan.instance_vram) }}"
                 ),
-                "driver": "{{ by_option.gpu.driver_version | llmhost.core.compare_driver(580) }}",
             },
         },
         {
@@ -244,7 +243,7 @@ def _play(fakes: Path, out: Path) -> list[dict[str, Any]]:
                 "content": (
                     "{{ {'default_run': default_run, 'absent': absent, 'by_option': by_option,"
                     " 'on_path': on_path, 'broken': broken,"
-                    " 'fit': fit, 'driver': driver} | to_json }}"
+                    " 'fit': fit} | to_json }}"
                 ),
             },
         },
@@ -348,4 +347,3 @@ def test_filters_through_jinja(played: dict[str, Any]) -> None:
     assert played["fit"]["profile"]["hardware"]["description"].startswith(
         "1 x NVIDIA H100 80GB HBM3"
     )
-    assert played["driver"]["status"] == "match"

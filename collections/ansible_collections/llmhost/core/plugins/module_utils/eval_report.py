@@ -5,7 +5,6 @@ distributions and the load test summary. Pure standard library."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -51,14 +50,6 @@ CASE_COLUMNS = (
     "notes",
 )
 PERCENTILES = (50, 90, 95, 99)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def utc_now() -> str:

@@ -11,16 +11,21 @@ the files that were added since.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ansible_collections.llmhost.core.plugins.module_utils.digests import (
+    manifest_text as digests_manifest_text,
+)
+from ansible_collections.llmhost.core.plugins.module_utils.digests import (
+    parse_manifest,
+    sha256_file,
+    unsafe_name,
+)
+
 MANIFEST_NAME = "MANIFEST.sha256"
-_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -39,15 +44,6 @@ class Verification:
     def ok(self) -> bool:
         problems = (self.mismatched, self.missing, self.extra, self.special, self.malformed)
         return self.manifest_found and not any(problems)
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def scan(root: Path) -> tuple[list[str], list[str]]:
@@ -76,25 +72,10 @@ def manifest_text(root: Path, files: list[str] | None = None) -> str:
     """The manifest of root in sha256sum format (paths with a newline or a backslash,
     which sha256sum would escape, are refused)."""
     names = scan(root)[0] if files is None else sorted(files)
-    lines = []
     for rel in names:
-        if "\n" in rel or "\\" in rel:
+        if unsafe_name(rel):
             raise ValueError(f"file name not allowed in an evidence bundle: {rel!r}")
-        lines.append(f"{sha256_file(root / rel)}  {rel}\n")
-    return "".join(lines)
-
-
-def parse_manifest(text: str) -> tuple[dict[str, str], list[str]]:
-    """{path: sha256} and the lines that are not '<64 hex>  <path>' (or repeat a path)."""
-    entries: dict[str, str] = {}
-    malformed: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _LINE.match(line)
-        if not match or match.group(2) in entries:
-            malformed.append(f"line {number}: {line[:120]}")
-            continue
-        entries[match.group(2)] = match.group(1)
-    return entries, malformed
+    return digests_manifest_text((rel, sha256_file(root / rel)) for rel in names)
 
 
 def differs(path: Path, data: bytes, mode: int = 0o644) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import sha256_file
+from ansible_collections.llmhost.core.plugins.module_utils.digests import sha256_file
 
 SCHEMA = "llmhost.model_package/v1"
 RECORD = ".llmhost-package.json"

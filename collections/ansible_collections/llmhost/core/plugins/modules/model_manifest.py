@@ -215,7 +215,6 @@ drift:
 
 import fnmatch
 import grp
-import hashlib
 import os
 import pwd
 import re
@@ -225,32 +224,14 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmhost.core.plugins.module_utils import digests
+from ansible_collections.llmhost.core.plugins.module_utils.digests import git_blob_sha1, sha256_file
 
 RESERVED_PREFIX = ".llmhost-manifest"
-_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
-_CHUNK = 1 << 20
 
 
 class ManifestError(ValueError):
     """A folder or manifest this module cannot describe faithfully."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def git_blob_sha1(path: Path) -> str:
-    """The git object id of a file's content (what the hub calls blobId)."""
-    digest = hashlib.sha1(usedforsecurity=False)
-    digest.update(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _excluded(rel: str, patterns: Iterable[str]) -> bool:
@@ -307,27 +288,18 @@ def scan(
 
 def manifest_text(files: Iterable[Mapping[str, Any]]) -> str:
     """sha256sum format, sorted by path."""
-    return "".join(f"{f['sha256']}  {f['path']}\n" for f in sorted(files, key=lambda f: f["path"]))
+    return digests.manifest_text((f["path"], f["sha256"]) for f in files)
 
 
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+text_sha256 = digests.sha256_text
 
 
 def parse_manifest(text: str) -> dict[str, str]:
-    """{relative path: sha256} of a sha256sum-format manifest."""
-    out: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _LINE.match(line)
-        if not match:
-            raise ManifestError(f"line {number} is not '<sha256>  <path>': {line[:120]!r}")
-        digest, rel = match.groups()
-        if rel.startswith(("/", "./")) or ".." in rel.split("/"):
-            raise ManifestError(f"line {number} names an unsafe path: {rel!r}")
-        out[rel] = digest
-    return out
+    """{relative path: sha256} of a sha256sum-format manifest; the first problem refused."""
+    entries, problems = digests.parse_manifest(text)
+    if problems:
+        raise ManifestError(problems[0])
+    return entries
 
 
 def compare_recorded(

@@ -157,6 +157,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.llmhost.core.plugins.module_utils.digests import sha256_file
 from ansible_collections.llmhost.core.plugins.module_utils.eval_cases import (
     PROMPT_PLACEHOLDER,
     Answer,
@@ -183,7 +184,6 @@ from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     read_results,
     resolve_previous,
     result_row,
-    sha256_file,
     utc_now,
     write_csv,
     write_json,

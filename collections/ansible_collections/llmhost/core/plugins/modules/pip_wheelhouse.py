@@ -124,6 +124,7 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmhost.core.plugins.module_utils.digests import sha256_file
 
 MANIFEST = ".llmhost-wheelhouse.json"
 _PIN = re.compile(r"^[A-Za-z0-9_.\-]+(\[[A-Za-z0-9_,\-]+\])?==[^\s=<>!~*]+$")
@@ -151,14 +152,6 @@ def wheelhouse_key(requirements: list[str], python_version: str, platforms: list
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(dest: Path, key: str) -> tuple[bool, str, dict[str, Any] | None]:
