@@ -17,7 +17,7 @@ description:
     (O(files)), the llmhost local facts (model revision and manifest digest, vLLM's
     release), vLLM's current C(release.json), the sha256 fingerprint of the gateway's
     certificate (DER) and a digest of C(/etc/machine-id).
-  - File contents are hashed, never returned: the config files include secrets (the
+  - File contents are hashed, never returned, as the config files include secrets (the
     gateway's keys, vLLM's environment file).
   - Marks the keys a rebuild changes by design (O(run_specific)) so that the comparison
     with the previous run can tell them from real differences.

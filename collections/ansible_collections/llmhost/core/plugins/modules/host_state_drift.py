@@ -16,7 +16,7 @@ description:
     evidence bundle, and compares it with O(current) (what llmhost.core.host_state
     returned in this run).
   - Returns the drift report (C(identical) is true when the only differences are
-    run-specific values) and its Markdown page. Writes nothing: the role writes the
+    run-specific values) and its Markdown page. Writes nothing; the role writes the
     report into the bundle and then the current state into the cache.
   - The first run of an inventory has no previous state; C(previous_run) and
     C(identical) are then null.
