@@ -56,6 +56,12 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("*eval_comparison.json", "Evaluation compared with the previous run"),
     ("*eval_summary.json", "Evaluation summary"),
     ("*shutdown_proof.json", "Shutdown proof"),
+    (
+        "*host_state.json",
+        "What is on the host: packages, venvs, unit and config digests, model, certificate",
+    ),
+    ("*drift_report.json", "The host's state compared with the previous run of this inventory"),
+    ("*drift_report.md", "Drift report, readable: identical, or each difference"),
     ("*training_log.csv", "Training log: loss per step"),
     ("*mini_gpt2_checkpoint.pt", "Trained checkpoint"),
     ("*sample.txt", "Text sampled from the trained model"),
