@@ -107,7 +107,7 @@ state:
   type: dict
 """
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
@@ -139,7 +139,7 @@ def main() -> None:
         state = collect(
             host=params["host"],
             run_id=params["run_id"],
-            collected_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            collected_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),  # noqa: UP017 - hosts may run 3.10
             dpkg_status=Path(params["dpkg_status"]),
             venv_roots=params["venv_roots"],
             venv_max_depth=params["venv_max_depth"],
