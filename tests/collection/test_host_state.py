@@ -208,6 +208,14 @@ def test_certificate_fingerprint_is_sha256_of_der(tmp_path: Path) -> None:
         hs.certificate_state(b"not a certificate")
 
 
+def test_broken_certificate_is_recorded_not_fatal(tmp_path: Path) -> None:
+    host = _host(tmp_path)
+    host["cert"].write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    tls = _collect(tmp_path)["tls"]
+    assert tls["certificate"] == str(host["cert"])
+    assert tls["error"].startswith("not a readable certificate")
+
+
 def test_run_specific_keys_marked_with_reasons(tmp_path: Path) -> None:
     _host(tmp_path)
     marked = {m["key"]: m["reason"] for m in _collect(tmp_path)["run_specific"]}

@@ -300,7 +300,10 @@ def collect(
     cert_path = certificate or (gateway.get("certificate", "") if isinstance(gateway, dict) else "")
     tls: dict[str, Any] = {}
     if cert_path and Path(cert_path).is_file():
-        tls = {"certificate": cert_path, **certificate_state(Path(cert_path).read_bytes())}
+        try:
+            tls = {"certificate": cert_path, **certificate_state(Path(cert_path).read_bytes())}
+        except (ValueError, IndexError) as error:  # recorded, so that it shows as a difference
+            tls = {"certificate": cert_path, "error": f"not a readable certificate: {error}"}
     machine_id = (
         machine_id_file.read_text(encoding="utf-8").strip() if machine_id_file.is_file() else ""
     )
