@@ -208,6 +208,19 @@ def test_page_shows_summary_evaluation_and_comparison(tmp_path: Path, bundle: Pa
     assert "| new cases | stream-done |" in _section(page, "Comparison with the previous run")
 
 
+def test_page_shows_each_hosts_drift_verdict(tmp_path: Path, bundle: Path) -> None:
+    report = {"host": "lab", "identical": True, "summary": "identical to run run0"}
+    (bundle / "drift_report.json").write_text(json.dumps(report), encoding="utf-8")
+    (bundle / "drift_report.md").write_text("# Drift report: lab\n", encoding="utf-8")
+    (bundle / "gpu-a").mkdir(exist_ok=True)
+    other = {"host": "gpu-a", "identical": None, "summary": "no previous run of this inventory"}
+    (bundle / "gpu-a" / "drift_report.json").write_text(json.dumps(other), encoding="utf-8")
+    _index(tmp_path, bundle)
+    page = (bundle / "index.md").read_text(encoding="utf-8")
+    assert "| Drift (lab) | [identical: identical to run run0](drift_report.md) |" in page
+    assert "| Drift (gpu-a) | no previous run of this inventory |" in page
+
+
 def test_absent_data_says_not_in_this_run_and_stale_plots_go(tmp_path: Path, bundle: Path) -> None:
     _index(tmp_path, bundle)
     for name in [*EVAL_FILES, "openllm_gpu_training_run/training_log.csv"]:

@@ -56,6 +56,12 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("*eval_comparison.json", "Evaluation compared with the previous run"),
     ("*eval_summary.json", "Evaluation summary"),
     ("*shutdown_proof.json", "Shutdown proof"),
+    (
+        "*host_state.json",
+        "What is on the host: packages, venvs, unit and config digests, model, certificate",
+    ),
+    ("*drift_report.json", "The host's state compared with the previous run of this inventory"),
+    ("*drift_report.md", "Drift report, readable: identical, or each difference"),
     ("*training_log.csv", "Training log: loss per step"),
     ("*mini_gpt2_checkpoint.pt", "Trained checkpoint"),
     ("*sample.txt", "Text sampled from the trained model"),
@@ -368,7 +374,26 @@ def _summary(bundle: Bundle) -> list[list[Cell]]:
         rows.extend(_gate_rows(bundle.eval_summary))
     else:
         rows.append(["Evaluation", NOT_IN_RUN])
+    rows.extend(_drift_rows(bundle))
     rows.extend(_ledger_rows(bundle.ledger))
+    return rows
+
+
+def _drift_rows(bundle: Bundle) -> list[list[Cell]]:
+    """Each host's drift report (drift_report.json, or <host>/drift_report.json): the
+    host's state compared with the previous run of the inventory."""
+    rows: list[list[Cell]] = []
+    for rel in sorted(f for f in bundle.files if f.split("/")[-1] == "drift_report.json"):
+        report = read_json(bundle.root / rel)
+        if not isinstance(report, dict):
+            continue
+        host = rel.rsplit("/", 1)[0] if "/" in rel else str(report.get("host", ""))
+        verdict = {True: "identical", False: "DIFFERENT"}.get(report.get("identical"), "")
+        text = f"{verdict}: {report.get('summary', '')}" if verdict else report.get("summary", "")
+        page = rel[: -len(".json")] + ".md"
+        rows.append(
+            [f"Drift ({host})", Link(_short(str(text)), page) if page in bundle.files else text]
+        )
     return rows
 
 
