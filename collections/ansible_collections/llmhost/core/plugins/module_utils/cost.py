@@ -3,8 +3,8 @@
 usd_per_million_output_tokens = hourly_budget / (output_tokens_per_s x 3600) x 1e6: what a
 million generated tokens cost at the rented GPU's hourly price and the throughput the load
 test measured through the gateway (at its concurrency; a busier endpoint costs less per
-token). Standard library only; the evaluation role calls it through a filter-free task
-(the cost filter) and the tests call it directly.
+token). Standard library only; the evaluation role calls it through the
+llmhost.core.cost_per_mtok filter (tasks/load.yml) and the tests call it directly.
 """
 
 from __future__ import annotations
