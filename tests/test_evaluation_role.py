@@ -80,7 +80,7 @@ def _recap_changed(out: str) -> int:
 def test_pass_rerun_then_gate_fails_on_flips(tmp_path: Path, endpoint: dict[str, Any]) -> None:
     runs = tmp_path / "evidence" / "lab"
     first = runs / "20260101T000000Z-aaaaaaaaaaaa"
-    result = _run(tmp_path, "first", _vars(endpoint, first))
+    result = _run(tmp_path, "first", _vars(endpoint, first, evaluation_hourly_budget_usd=2.0))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-5000:]
     assert KEY not in out
@@ -92,6 +92,13 @@ def test_pass_rerun_then_gate_fails_on_flips(tmp_path: Path, endpoint: dict[str,
     assert load["summary"]["completed"] == LOAD_REQUESTS
     assert {r["output_tokens"] for r in load["requests"]} == {8}
     assert load["tls"] is True
+    assert summary["total"] == sum(c["cases"] for c in summary["categories"].values()) > 0
+    assert summary["duration_s"] > 0
+    cost = json.loads((first / "cost.json").read_text(encoding="utf-8"))
+    tps = load["summary"]["output_tokens_per_s"]
+    assert cost["output_tokens_per_s"] == tps and cost["hourly_budget_usd"] == 2.0
+    assert cost["usd_per_million_output_tokens"] == round(2.0 / (tps * 3600) * 1e6, 4)
+    assert cost["source"] == "load_test.json" and cost["within_target"] is None
 
     again = _run(tmp_path, "again", _vars(endpoint, first))
     assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]

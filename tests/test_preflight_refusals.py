@@ -445,6 +445,22 @@ BAD_CASES: list[tuple[dict[str, Any], str]] = [
         "vllm_distributed_executor_backend: ray needs the ray package in vLLM's venv, and "
         "requirements-cuda.lock.txt pins none",
     ),
+    # The serving settings (llmhost.core.serving_checks) and the timeout hierarchy, read
+    # from the inventory and, for roles not in the play, their defaults files.
+    (
+        vllm_parallel(kv_cache_dtype="int8"),
+        "vllm_kv_cache_dtype: 'int8' is not one of auto, fp8, fp8_e4m3, fp8_e5m2",
+    ),
+    (vllm_parallel(dtype="int4"), "vllm_dtype: 'int4' is not auto or one of float32"),
+    (
+        {"evaluation_request_timeout_s": 120},
+        "evaluation_request_timeout_s: 120 s does not outlast the gateway "
+        "(gateway_connect_timeout_s + gateway_read_timeout_s = 605 s)",
+    ),
+    (
+        {"gateway_read_timeout_s": 60, "vllm_shutdown_timeout_s": 90},
+        "vllm_shutdown_timeout_s: 90 s is not below gateway_read_timeout_s (60 s)",
+    ),
 ]
 
 
@@ -652,6 +668,15 @@ def test_good_cpu_plan_writes_and_fetches_reports(tmp_path: Path) -> None:
     assert decision["fits"] is True
     for name in ("compute_route.md", "gpu_plan.md", "model_decision.md", "environment_report.txt"):
         assert (bundle / name).stat().st_size > 50
+    serving = json.loads((bundle / "serving_checks.json").read_text(encoding="utf-8"))
+    status = {c["name"]: c["status"] for c in serving["checks"]}
+    # The vllm role is not in this play: only the timeouts (the roles' defaults) are checked.
+    assert status == {
+        "kv_cache_dtype": "skipped",
+        "dtype": "skipped",
+        "tensor_parallel": "skipped",
+        "timeout_hierarchy": "pass",
+    }, serving
     # preflight changes nothing on the host; the reports go straight into the bundle.
     assert "changed=0" in result.stdout, result.stdout
     # A second run for the same run id keeps the reports it finds (never overwritten).

@@ -4,7 +4,9 @@ name before anything is installed or written."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ KEY = "refusal-test-key-0123456789"
 def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     model = tmp_path / "model"
     model.mkdir(parents=True, exist_ok=True)
-    (model / "config.json").write_text(json.dumps({"n_positions": 128}), encoding="utf-8")
+    config = overrides.pop("config", {"n_positions": 128, "torch_dtype": "float32"})
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
     extra: dict[str, Any] = {
         "vllm_model_path": str(model),
         "vllm_max_model_len": 128,
@@ -87,6 +90,12 @@ CASES = [
         {"vllm_pipeline_parallel_size": 0},
         "vllm_pipeline_parallel_size: must be a whole number >= 1",
     ),
+    # --dtype is explicit: auto needs the checkpoint's dtype in config.json.
+    (
+        {"config": {"n_positions": 128}},
+        "vllm_dtype: auto, but",
+    ),
+    ({"vllm_kv_cache_dtype": "fp8_inc"}, "value of vllm_kv_cache_dtype must be one of"),
 ]
 
 
@@ -147,3 +156,68 @@ def test_the_firewall_handover_follows_the_opt_in() -> None:
     assert render.render(ansible_local={}).strip() == "[]"  # no vLLM on this host
     opened = render.render(ansible_local={"llmhost_vllm": {**fact, "host": "10.0.0.7"}}).strip()
     assert opened == "[{'port': 8000, 'sources': ['10.0.0.5'], 'comment': 'vllm'}]"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "dtype", "passed"),
+    [
+        ({"n_positions": 128, "dtype": "float32"}, "auto", "float32"),  # transformers 5's name
+        ({"n_positions": 128, "torch_dtype": "bfloat16"}, "auto", "bfloat16"),
+        ({"n_positions": 128, "torch_dtype": "bfloat16"}, "float16", "float16"),
+    ],
+)
+def test_the_command_carries_an_explicit_dtype(
+    tmp_path: Path, config: dict[str, Any], dtype: str, passed: str
+) -> None:
+    """vllm_dtype auto is resolved from config.json: vLLM never gets --dtype auto."""
+    extra = _vars(tmp_path, config=config, vllm_dtype=dtype)
+    (tmp_path / "vars.yml").write_text(yaml.safe_dump(extra), encoding="utf-8")
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": True,
+            "tasks": [
+                {
+                    "ansible.builtin.include_role": {
+                        "name": "vllm",
+                        "tasks_from": "preflight.yml",
+                        "public": True,
+                    }
+                },
+                {
+                    "ansible.builtin.debug": {
+                        "msg": "DTYPE={{ _vllm_args[_vllm_args.index('--dtype') + 1] }}="
+                    }
+                },
+            ],
+        }
+    ]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play), encoding="utf-8")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+        LLMHOST_FACTS_DIR=str(tmp_path / "facts.d"),
+    )
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"@{tmp_path / 'vars.yml'}",
+            str(tmp_path / "play.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"DTYPE={passed}=" in out.stdout, out.stdout

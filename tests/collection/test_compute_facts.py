@@ -18,7 +18,10 @@ import yaml
 from ansible_collections.llmhost.core.plugins.module_utils.nvidia_smi import (
     CSV_FORMAT_ARG,
     QUERY_COMPUTE_APPS_ARG,
+    QUERY_COMPUTE_CAP_ARG,
     QUERY_GPU_ARG,
+    lowest_compute_cap,
+    parse_compute_caps,
 )
 from ansible_collections.llmhost.core.plugins.modules import compute_facts
 
@@ -51,6 +54,7 @@ def make_fake_nvidia_smi(folder: Path) -> Path:
 case "$*" in
   '{QUERY_GPU_ARG} {CSV_FORMAT_ARG}') cat "$d/query-gpu.csv" ;;
   '{QUERY_COMPUTE_APPS_ARG} {CSV_FORMAT_ARG}') cat "$d/query-compute-apps-idle.csv" ;;
+  '{QUERY_COMPUTE_CAP_ARG} {CSV_FORMAT_ARG}') echo 9.0 ;;
   '-L') cat "$d/nvidia-smi-L.txt" ;;
   '-q') cat "$d/nvidia-smi-q.txt" ;;
   '') cat "$d/nvidia-smi.txt" ;;
@@ -100,6 +104,28 @@ def test_gpu_facts_from_the_fake_h100(tmp_path: Path) -> None:
     assert gpu["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
     assert gpu["gpus"][0]["memory_total_mib"] == 81559
     assert gpu["compute_apps"] == []
+    # Not a capture: the H100's capability (9.0) as nvidia-smi prints compute_cap.
+    assert gpu["compute_capabilities"] == ["9.0"]
+    assert gpu["compute_capability"] == "9.0"
+
+
+def test_compute_caps_parse_and_the_lowest_wins() -> None:
+    assert parse_compute_caps("9.0\n8.9\n") == ["9.0", "8.9"]
+    assert parse_compute_caps("[N/A]\n") == [None]
+    assert lowest_compute_cap(["9.0", "8.9", "10.0"]) == "8.9"
+    assert lowest_compute_cap(["9.0", None]) is None  # one unknown: unknown, never guessed
+    assert lowest_compute_cap(None) is None
+    with pytest.raises(ValueError):
+        parse_compute_caps("Field compute_cap is not a valid field\n")
+
+
+def test_gpu_facts_old_driver_without_compute_cap(tmp_path: Path) -> None:
+    fake = make_fake_nvidia_smi(tmp_path)
+    text = fake.read_text(encoding="utf-8").replace("echo 9.0", "exit 2")
+    fake.write_text(text, encoding="utf-8")
+    gpu = compute_facts.gpu_facts(str(fake), 10, never)
+    assert gpu["present"] is True
+    assert gpu["compute_capability"] is None
 
 
 def test_gpu_facts_missing_binary_is_not_an_error() -> None:

@@ -32,6 +32,8 @@ QUERY_GPU_FIELDS: tuple[str, ...] = (
 )
 QUERY_GPU_ARG = "--query-gpu=" + ",".join(QUERY_GPU_FIELDS)
 QUERY_COMPUTE_APPS_ARG = "--query-compute-apps=pid,process_name,used_memory"
+# Asked on its own: drivers before the compute_cap field (R510) refuse the whole query.
+QUERY_COMPUTE_CAP_ARG = "--query-gpu=compute_cap"
 CSV_FORMAT_ARG = "--format=csv,noheader,nounits"
 
 _NOT_AVAILABLE = frozenset(
@@ -148,6 +150,25 @@ def parse_compute_apps_csv(text: str) -> list[dict[str, Any]]:
     Returns [{pid, process_name, used_memory_mib}, ...]; empty text (idle GPU) gives [].
     """
     return _typed_rows(text, _COMPUTE_APPS_COLUMNS, "nvidia-smi --query-compute-apps")
+
+
+def parse_compute_caps(text: str) -> list[str | None]:
+    """Parse ``--query-gpu=compute_cap`` (csv,noheader,nounits): one "major.minor" per GPU,
+    None for a GPU that reports none. Raises ValueError on a value of another shape."""
+    caps: list[str | None] = []
+    for row in _csv_rows(text):
+        value = to_str(row[0]) if row else None
+        if value is not None and not re.fullmatch(r"\d+\.\d+", value):
+            raise ValueError(f"nvidia-smi --query-gpu=compute_cap: not major.minor: {value!r}")
+        caps.append(value)
+    return caps
+
+
+def lowest_compute_cap(caps: list[str | None] | None) -> str | None:
+    """The lowest "major.minor" of caps; None when any GPU's is unknown (never guessed)."""
+    if not caps or any(c is None for c in caps):
+        return None
+    return min((c for c in caps if c is not None), key=lambda c: tuple(map(int, c.split("."))))
 
 
 def parse_cuda_version(nvidia_smi_q_text: str) -> str | None:

@@ -124,6 +124,17 @@ gpu:
       type: list
       elements: dict
       sample: [{pid: 4242, process_name: python3, used_memory_mib: 30512}]
+    compute_capabilities:
+      description: Each GPU's compute capability as "major.minor" (nvidia-smi's
+        compute_cap); null when the driver cannot report it or no GPU is present.
+      type: list
+      elements: str
+      sample: ["9.0"]
+    compute_capability:
+      description: The lowest of compute_capabilities; null when any is unknown (never
+        guessed). preflight checks an fp8 KV cache against it.
+      type: str
+      sample: "9.0"
 libc:
   description: The C library of the interpreter running the module (for wheel platform tags).
   returned: always
@@ -185,8 +196,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.nvidia_smi import (
     CSV_FORMAT_ARG,
     QUERY_COMPUTE_APPS_ARG,
+    QUERY_COMPUTE_CAP_ARG,
     QUERY_GPU_ARG,
+    lowest_compute_cap,
     parse_compute_apps_csv,
+    parse_compute_caps,
     parse_cuda_version,
     parse_proc_driver_version,
     parse_query_gpu_csv,
@@ -270,6 +284,8 @@ def no_gpu(reason: str, path: str | None, driver_version: str | None) -> dict[st
         "cuda_version": None,
         "gpus": [],
         "compute_apps": None,
+        "compute_capabilities": None,
+        "compute_capability": None,
     }
 
 
@@ -298,6 +314,17 @@ def query_compute_apps(path: str, timeout: int) -> list[dict[str, Any]] | None:
         return None
 
 
+def query_compute_caps(path: str, timeout: int) -> list[str | None] | None:
+    """Each GPU's compute capability; None when the driver cannot say (an old driver)."""
+    rc, out, _err = run_command([path, QUERY_COMPUTE_CAP_ARG, CSV_FORMAT_ARG], timeout)
+    if rc != 0:
+        return None
+    try:
+        return parse_compute_caps(out)
+    except ValueError:
+        return None
+
+
 def query_cuda_version(path: str, timeout: int) -> str | None:
     rc, out, _err = run_command([path], timeout)
     return parse_cuda_version(out) if rc == 0 else None
@@ -318,6 +345,7 @@ def gpu_facts(name: str, timeout: int, which: Which) -> dict[str, Any]:
         return no_gpu(f"could not parse nvidia-smi output: {short(str(exc))}", path, proc_driver)
     if not gpus:
         return no_gpu(f"nvidia-smi ({path}) listed no GPUs", path, proc_driver)
+    caps = query_compute_caps(path, timeout)
     return {
         "present": True,
         "reason": "",
@@ -327,6 +355,8 @@ def gpu_facts(name: str, timeout: int, which: Which) -> dict[str, Any]:
         "cuda_version": query_cuda_version(path, timeout),
         "gpus": gpus,
         "compute_apps": query_compute_apps(path, timeout),
+        "compute_capabilities": caps,
+        "compute_capability": lowest_compute_cap(caps),
     }
 
 

@@ -135,7 +135,8 @@ summary:
   description:
     - The content of eval_summary.json (empty in check mode before a run), with the raw
       C(pass_rate), the C(gated_pass_rate) over the cases not on the expected-failures
-      list, C(expected_failures), C(unexpected_passes) and C(categories).
+      list, C(expected_failures), C(unexpected_passes), C(categories), C(total) (the
+      number of cases) and C(duration_s) (the wall time of sending them, one after another).
   returned: always
   type: dict
 comparison:
@@ -298,12 +299,15 @@ def build_summary(
     started: str,
     comparison: dict,
     expected: dict[str, str] | None = None,
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
     rates = outcome(rows, expected or {})
     return {
         "run_id": Path(p["out_dir"]).name,
         "started_at": started,
         "finished_at": utc_now(),
+        # Wall time of the cases (sent one after another), for sizing a 200-500 case set.
+        "duration_s": round(duration_s, 3) if duration_s is not None else None,
         "model": model,
         "base_url": p["base_url"],
         "tls": p["base_url"].startswith("https://"),
@@ -335,6 +339,7 @@ def write_evidence(
     rows: tuple[list, list],
     started: str,
     expected: dict[str, str] | None = None,
+    duration_s: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the four files, eval_results.csv last (its presence marks a finished run)."""
     case_rows, result_rows = rows
@@ -343,7 +348,7 @@ def write_evidence(
     previous = read_results(previous_file) if previous_file and previous_file.is_file() else None
     previous_run = previous_file.parent.name if previous is not None and previous_file else None
     comparison = compare(previous, current, previous_run)
-    summary = build_summary(p, model, result_rows, started, comparison, expected)
+    summary = build_summary(p, model, result_rows, started, comparison, expected, duration_s)
     write_csv(out / CASES_FILE, CASE_COLUMNS, case_rows)
     write_json(out / COMPARISON_FILE, comparison)
     write_json(out / SUMMARY_FILE, summary)
@@ -453,8 +458,10 @@ def main() -> None:
             model = first_model(client)
         except (openai.APIError, ValueError) as exc:
             module.fail_json(msg=f"GET {p['base_url']}/models failed, so no model: {exc}")
+    began = time.monotonic()
     rows = run_cases(client, model, cases, (system_prompt, template), p)
-    summary, comparison = write_evidence(out, p, model, rows, started, expected)
+    duration = time.monotonic() - began
+    summary, comparison = write_evidence(out, p, model, rows, started, expected, duration)
     module.exit_json(
         changed=True,
         case_ids=ids,
