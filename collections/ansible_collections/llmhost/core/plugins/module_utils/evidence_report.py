@@ -37,6 +37,8 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("index.html", "This page (HTML)"),
     ("MANIFEST.sha256", "sha256 of every file; `make verify-evidence` checks it"),
     ("open_llm_runbook.json", "Runtime and adaptation choice, required evidence and presence"),
+    ("readiness.json", "Readiness: every checklist item as pass / fail / n.a. / attested"),
+    ("readiness.md", "Readiness report, one table per reference checklist"),
     ("run_ledger.json", "Run ledger: playbooks, user, times, git sha, inventory, redacted vars"),
     ("ledger/*.jsonl", "Per-task results of one playbook (no_log results censored)"),
     ("ansible.log", "Ansible's log of the run"),
@@ -129,6 +131,7 @@ class Bundle:
     comparison: dict[str, Any] | None = None
     runbook: dict[str, Any] | None = None
     ledger: dict[str, Any] | None = None
+    readiness: dict[str, Any] | None = None
 
 
 # --- blocks --------------------------------------------------------------------------
@@ -316,6 +319,7 @@ def load_bundle(root: Path, run_id: str, inventory: str, files: list[str]) -> Bu
     eval_summary = eval_summary if isinstance(eval_summary, dict) else None
     runbook = read_json(root / "open_llm_runbook.json")
     ledger = read_json(root / "run_ledger.json")
+    readiness = read_json(root / "readiness.json")
     return Bundle(
         root=root,
         run_id=run_id,
@@ -329,6 +333,7 @@ def load_bundle(root: Path, run_id: str, inventory: str, files: list[str]) -> Bu
         comparison=comparison if isinstance(comparison, dict) else None,
         runbook=runbook if isinstance(runbook, dict) else None,
         ledger=ledger if isinstance(ledger, dict) else None,
+        readiness=readiness if isinstance(readiness, dict) else None,
     )
 
 
@@ -376,6 +381,7 @@ def _summary(bundle: Bundle) -> list[list[Cell]]:
         rows.append(["Evaluation", NOT_IN_RUN])
     rows.extend(_drift_rows(bundle))
     rows.extend(_ledger_rows(bundle.ledger))
+    rows.extend(_readiness_rows(bundle))
     return rows
 
 
@@ -395,6 +401,50 @@ def _drift_rows(bundle: Bundle) -> list[list[Cell]]:
             [f"Drift ({host})", Link(_short(str(text)), page) if page in bundle.files else text]
         )
     return rows
+
+
+_STATUSES = ("pass", "fail", "n.a.", "attested")
+
+
+def _status_counts(counts: Any) -> str:
+    counts = counts if isinstance(counts, dict) else {}
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in _STATUSES)
+
+
+def _readiness_rows(bundle: Bundle) -> list[list[Cell]]:
+    """One summary row per checklist: its counts, linked to readiness.md."""
+    data = bundle.readiness
+    if not data:
+        return [["Readiness", f"{NOT_IN_RUN} (no readiness.json)"]]
+    rows: list[list[Cell]] = []
+    for name, counts in (data.get("counts") or {}).items():
+        rows.append([f"Readiness ({name})", Link(_status_counts(counts), "readiness.md")])
+    failed = data.get("required_failed") or []
+    if data.get("required"):
+        rows.append(
+            ["Readiness, required items", f"not passing: {', '.join(map(str, failed)) or 'none'}"]
+        )
+    return rows
+
+
+def _readiness(bundle: Bundle) -> list[Block]:
+    """Counts per checklist section; the items are in readiness.md."""
+    data = bundle.readiness
+    if not data:
+        return [Para([f"{NOT_IN_RUN}: no readiness.json."])]
+    sections = data.get("section_counts") or {}
+    rows: list[list[Cell]] = [
+        [str(name), *(str((c or {}).get(s, 0)) for s in _STATUSES)] for name, c in sections.items()
+    ]
+    return [
+        Para(
+            [
+                "Every checklist item, its evidence and the check that decided it: ",
+                Link("readiness.md", "readiness.md"),
+            ]
+        ),
+        Table(["checklist: section", *_STATUSES], rows),
+    ]
 
 
 def _gate_rows(summary: dict[str, Any] | None) -> list[list[Cell]]:
@@ -545,6 +595,8 @@ def layout(bundle: Bundle, outputs: list[str]) -> list[Block]:
         Table(["field", "value"], _summary(bundle)),
         Heading("Required evidence"),
         *_required(bundle),
+        Heading("Readiness"),
+        *_readiness(bundle),
         Heading("Training loss"),
         *_loss(bundle),
         Heading("Latency"),
