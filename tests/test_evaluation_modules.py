@@ -121,6 +121,10 @@ def test_run_and_write_the_evidence(tmp_path: Path, tls_url: tuple[str, str]) ->
     assert summary["failed_cases"] == ["b"]
     assert summary["tls"] is True and summary["model"] == "tiny"
     assert len(summary["cases_file"]["sha256"]) == 64
+    # Paths relative to the folder of eval_summary.json, never the control node's absolute ones.
+    for key in ("ca_file", "cases_file", "system_prompt_file"):
+        assert not summary[key]["path"].startswith("/"), summary[key]
+        assert (Path(p["out_dir"]) / summary[key]["path"]).resolve() == Path(p[key]).resolve()
     assert summary["system_prompt_file"]["sha256"] == hashlib.sha256(b"Be brief.").hexdigest()
     assert comparison["previous_run"] == "run-1"
     assert comparison["flipped_to_pass"] == ["a"]
@@ -155,7 +159,7 @@ def test_the_gate_leaves_expected_failures_out(tmp_path: Path, tls_url: tuple[st
     assert summary["expected_failures"] == ["b"] and summary["unexpected_passes"] == []
     assert summary["expected_failure_reasons"] == {"b": "never says it"}
     assert summary["expected_failures_file"] == {
-        "path": str(listing),
+        "path": "../../expected.yml",  # relative to the folder of eval_summary.json
         "sha256": hashlib.sha256(listing.read_bytes()).hexdigest(),
     }
     assert summary["categories"]["uncategorised"]["expected_failures"] == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -86,7 +87,8 @@ def test_pass_rerun_then_gate_fails_on_flips(tmp_path: Path, endpoint: dict[str,
     assert KEY not in out
     summary = json.loads((first / "eval_summary.json").read_text(encoding="utf-8"))
     assert summary["pass_rate"] == 1.0 and summary["tls"] is True
-    assert summary["ca_file"]["path"] == str(endpoint["ca"])
+    ca = os.path.relpath(Path(endpoint["ca"]).resolve(), first.resolve())
+    assert summary["ca_file"]["path"] == ca  # relative to the bundle, never absolute
     assert summary["previous_run"] is None
     load = json.loads((first / "load_test.json").read_text(encoding="utf-8"))
     assert load["summary"]["completed"] == LOAD_REQUESTS

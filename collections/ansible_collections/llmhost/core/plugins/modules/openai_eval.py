@@ -150,6 +150,7 @@ reason:
   type: str
 """
 
+import os
 import platform
 import ssl
 import time
@@ -272,8 +273,14 @@ def _read(path: str) -> str:
     return Path(path).read_text(encoding="utf-8") if path else ""
 
 
-def _file_record(path: str) -> dict[str, str] | None:
-    return {"path": path, "sha256": sha256_file(Path(path))} if path else None
+def _file_record(path: str, out_dir: str) -> dict[str, str] | None:
+    """The file's sha256 and its path relative to the folder of eval_summary.json (a file of
+    the bundle stays inside it; the inventory's files are reached with ../): never the
+    control node's absolute path."""
+    if not path:
+        return None
+    relative = os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())
+    return {"path": Path(relative).as_posix(), "sha256": sha256_file(Path(path))}
 
 
 def run_cases(
@@ -311,13 +318,13 @@ def build_summary(
         "model": model,
         "base_url": p["base_url"],
         "tls": p["base_url"].startswith("https://"),
-        "ca_file": _file_record(p["ca_file"]),
+        "ca_file": _file_record(p["ca_file"], p["out_dir"]),
         "client": {"name": "openai", "version": openai.__version__},
         "python": platform.python_version(),
-        "cases_file": _file_record(p["cases_file"]),
-        "system_prompt_file": _file_record(p["system_prompt_file"]),
-        "prompt_template_file": _file_record(p["prompt_template_file"]),
-        "expected_failures_file": _file_record(p.get("expected_failures_file") or ""),
+        "cases_file": _file_record(p["cases_file"], p["out_dir"]),
+        "system_prompt_file": _file_record(p["system_prompt_file"], p["out_dir"]),
+        "prompt_template_file": _file_record(p["prompt_template_file"], p["out_dir"]),
+        "expected_failures_file": _file_record(p.get("expected_failures_file") or "", p["out_dir"]),
         "temperature": p["temperature"],
         "seed": p["seed"],
         "max_tokens": p["max_tokens"],
