@@ -76,6 +76,16 @@ def test_bad_inputs_are_refused_together_before_writing(tmp_path: Path) -> None:
         ({"evidence_dir": ""}, "evidence_dir", "is empty. Fix: set it to the run's bundle"),
         ({"evidence_dir": "evidence/lab/run1"}, "evidence_dir", "is not an absolute path"),
         (
+            {"evidence_attestations": {"plp-nope": {"owner": "x", "date": "2026-12-01"}}},
+            "evidence_attestations",
+            "evidence_attestations: unknown item id 'plp-nope'",
+        ),
+        (
+            {"evidence_readiness_required": ["dec-7-cycles"]},
+            "evidence_readiness_required",
+            "dec-7-cycles is n.a.",
+        ),
+        (
             {"evidence_gpu_plan": {"evidence_to_copy_back": "gpu_plan.md"}},
             "evidence_gpu_plan.evidence_to_copy_back",
             "must be a list of file names",
@@ -120,3 +130,21 @@ def test_fail_on_missing_fails_after_sealing(tmp_path: Path) -> None:
         assert (bundle / name).is_file(), name
     manifest = (bundle / "MANIFEST.sha256").read_text(encoding="utf-8")
     assert "  open_llm_runbook.json\n" in manifest and "  plots/loss_curve.png\n" in manifest
+
+
+def test_required_readiness_items_fail_after_sealing(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    attest = {"owner": "ops", "date": "2026-12-01", "reference": "wiki/incident-runbook"}
+    out = _run(
+        tmp_path,
+        evidence_attestations={"plp-comp-incident-runbook": attest},
+        evidence_readiness_required=["plp-comp-incident-runbook", "dec-8-owner"],
+    )
+    assert out.returncode != 0
+    flat = " ".join(out.stdout.split())
+    assert "Required readiness items do not pass: dec-8-owner (evidence_readiness_required;" in flat
+    manifest = (bundle / "MANIFEST.sha256").read_text(encoding="utf-8")
+    assert "  readiness.json\n" in manifest and "  readiness.md\n" in manifest
+    report = (bundle / "readiness.md").read_text(encoding="utf-8")
+    assert "| plp-comp-incident-runbook |" in report and "attested by ops on 2026-12-01" in report
+    assert "](readiness.md)" in (bundle / "index.md").read_text(encoding="utf-8")

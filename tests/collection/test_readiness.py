@@ -396,7 +396,7 @@ def test_no_absolute_path_in_the_report_or_the_index(tmp_path: Path) -> None:
     for item in data["items"]:
         assert all(not e.startswith("/") for e in item["evidence"]), item
     index = texts["index.md"]
-    assert "[readiness.md](readiness.md)" in index
+    assert "[readiness.md: every checklist item" in index and "](readiness.md)" in index
     assert "Readiness (plp)" in index and "plp: deploy" in index
 
 

@@ -439,8 +439,11 @@ def _readiness(bundle: Bundle) -> list[Block]:
     return [
         Para(
             [
-                "Every checklist item, its evidence and the check that decided it: ",
-                Link("readiness.md", "readiness.md"),
+                Link(
+                    "readiness.md: every checklist item, its evidence and the check that "
+                    "decided it",
+                    "readiness.md",
+                )
             ]
         ),
         Table(["checklist: section", *_STATUSES], rows),
