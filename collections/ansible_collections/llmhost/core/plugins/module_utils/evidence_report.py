@@ -39,6 +39,7 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("open_llm_runbook.json", "Runtime and adaptation choice, required evidence and presence"),
     ("readiness.json", "Readiness: every checklist item as pass / fail / n.a. / attested"),
     ("readiness.md", "Readiness report, one table per reference checklist"),
+    ("*vllm_unit.json", "vLLM's systemd unit as it runs (Restart=, hardening, liveness timer)"),
     ("run_ledger.json", "Run ledger: playbooks, user, times, git sha, inventory, redacted vars"),
     ("ledger/*.jsonl", "Per-task results of one playbook (no_log results censored)"),
     ("ansible.log", "Ansible's log of the run"),

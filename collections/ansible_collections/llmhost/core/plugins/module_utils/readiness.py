@@ -697,6 +697,8 @@ def decide(item: Item, bundle: Bundle, attestations: dict[str, Any], results: Re
         status, evidence, detail = CHECKS[item.check](bundle, item.args, results)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         status, evidence, detail = FAIL, [], f"the check could not read the bundle: {err}"
+    if status == PASS and not evidence:  # an auditor could not re-check it
+        status, detail = FAIL, f"no evidence file named ({detail})"
     return Result(
         **base, status=status, evidence=evidence, check=item.check, detail=" ".join(detail.split())
     )
