@@ -134,6 +134,7 @@ def good_bundle(root: Path) -> Path:
         "gpu_train_log.txt": "step 1 loss 5\nstep 2 loss 4\nstep 3 loss 3\n",
         "run_ledger.json": {"invocations": [{"git": {"sha": "d" * 40, "dirty": False}}]},
         "release_switch-20261205T000000.json": {"ok": True},
+        "drift_report.json": {"previous_run": "run-0", "identical": True, "differences": []},
     }
     for rel, data in files.items():
         _write(root, rel, data)
@@ -292,6 +293,26 @@ def test_a_dirty_checkout_is_not_reproducible(
     )
     result = _results(root, checklists)["course-gate-reproducibility"]
     assert result.status == rd.FAIL and "uncommitted changes" in result.detail
+
+
+def test_a_drifted_host_is_not_reproducible(tmp_path: Path, checklists: list[rd.Checklist]) -> None:
+    root = good_bundle(tmp_path)
+    assert (
+        "host identical to run run-0"
+        in _results(root, checklists)["course-gate-reproducibility"].detail
+    )
+    drift = {
+        "previous_run": "run-0",
+        "identical": False,
+        "differences": [{"key": "vllm.version", "previous": "0.31", "current": "0.32"}],
+    }
+    _write(root, "drift_report.json", drift)
+    result = _results(root, checklists)["course-gate-reproducibility"]
+    assert result.status == rd.FAIL
+    assert "host differs from run run-0: vllm.version" in result.detail
+    (root / "drift_report.json").unlink()
+    result = _results(root, checklists)["course-gate-reproducibility"]
+    assert "no drift_report.json in the bundle" in result.detail
 
 
 def test_per_host_folders_count(tmp_path: Path, checklists: list[rd.Checklist]) -> None:

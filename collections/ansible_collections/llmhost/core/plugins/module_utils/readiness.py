@@ -395,6 +395,8 @@ def check_eval_harness(bundle: Bundle, args: dict[str, Any], _: Results) -> Outc
     if high is not None and total > int(high):
         problems.append(f"{total} cases, more than {high}")
     detail = f"{total} cases"
+    if _number(summary.get("duration_s")) is not None:
+        detail += f" in {summary['duration_s']} s"
     if args.get("min_pass_rate") is not None:
         rate = _number(summary.get("gated_pass_rate", summary.get("pass_rate")))
         if rate is None:
@@ -623,9 +625,32 @@ def check_quantization_evaluated(bundle: Bundle, _: dict[str, Any], __: Results)
     )
 
 
+def _drift(bundle: Bundle) -> tuple[list[str], str | None, str]:
+    """(evidence, problem or None, note) of drift_report.json: the host as the previous run
+    of the inventory left it, key by key (run-specific keys aside)."""
+    copies = bundle.json("drift_report.json")
+    if not copies:
+        return [], "no drift_report.json in the bundle", ""
+    names = [n for n, _ in copies]
+    changed: list[str] = []
+    previous = None
+    for _, data in copies:
+        previous = previous or lookup(data, "previous_run")[1]
+        if lookup(data, "identical")[1] is not True and lookup(data, "previous_run")[1]:
+            diffs = lookup(data, "differences")[1] or []
+            changed += [str(d.get("key")) for d in diffs if isinstance(d, dict)] or ["?"]
+    if changed:
+        shown = ", ".join(changed[:5]) + (
+            f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
+        return names, f"host differs from run {previous}: {shown}", ""
+    note = f"host identical to run {previous}" if previous else "first run: no earlier host state"
+    return names, None, note
+
+
 def check_reproducible(bundle: Bundle, args: dict[str, Any], results: Results) -> Outcome:
     """run_ledger.json names a clean commit; the model and runtime pinned; the environment
-    report present."""
+    report present; drift_report.json finds the host as the previous run left it."""
     ledger = bundle.json("run_ledger.json")
     if not ledger:
         return _missing("run_ledger.json")
@@ -643,10 +668,13 @@ def check_reproducible(bundle: Bundle, args: dict[str, Any], results: Results) -
         problems.append(pinned[2])
     if not env:
         problems.append("no environment_report.json")
-    evidence = [name, *pinned[1], *env[:1]]
+    drift, drift_problem, drift_note = _drift(bundle)
+    if drift_problem:
+        problems.append(drift_problem)
+    evidence = [name, *pinned[1], *env[:1], *drift]
     if problems:
         return FAIL, evidence, "; ".join(problems)
-    return PASS, evidence, f"commit {sha[:12]}; {pinned[2]}"
+    return PASS, evidence, f"commit {sha[:12]}; {pinned[2]}; {drift_note}"
 
 
 CHECKS: dict[str, Callable[[Bundle, dict[str, Any], Results], Outcome]] = {
