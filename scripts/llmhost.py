@@ -102,11 +102,12 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-bundle_lib = _load(
-    "llmhost_evidence_bundle",
-    SCRIPT_ROOT
-    / "collections/ansible_collections/llmhost/core/plugins/module_utils"
-    / "evidence_bundle.py",
+# The evidence bundle library imports the collection's digests by name
+# (ansible_collections.llmhost.core), so the local collection goes on the path.
+if str(SCRIPT_ROOT / "collections") not in sys.path:
+    sys.path.insert(0, str(SCRIPT_ROOT / "collections"))
+bundle_lib = importlib.import_module(
+    "ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle"
 )
 secrets_lib = _load("llmhost_evidence_secrets", SCRIPT_ROOT / "scripts" / "evidence_secrets.py")
 hard_stop_lib = _load(
