@@ -21,14 +21,19 @@ from typing import Any
 
 import pytest
 import yaml
-from test_monitoring_render import DEFAULTS, ROLE, render
+from test_monitoring_render import DEFAULTS, ROLE, ROOT, render
 
 ALERTMANAGER_VERSION: str = DEFAULTS["monitoring_package_versions"]["bookworm"][
     "prometheus-alertmanager"
 ]
+AMTOOL_CACHE = (
+    ROOT / ".cache" / "tools" / f"prometheus-alertmanager-{ALERTMANAGER_VERSION}" / "usr/bin/amtool"
+)
 AMTOOL_HELP = (
     "amtool not found: set LLMHOST_AMTOOL, put amtool on PATH, or unpack Debian's package "
-    f"(`apt-get download prometheus-alertmanager={ALERTMANAGER_VERSION}` and `dpkg-deb -x`)"
+    f"into .cache/tools (`apt-get download prometheus-alertmanager={ALERTMANAGER_VERSION}` and "
+    f"`dpkg-deb -x` into .cache/tools/prometheus-alertmanager-{ALERTMANAGER_VERSION}; "
+    "`make tools` does this)"
 )
 SECRET_URL = "https://hooks.example.test/services/T0KEN-SECRET"  # noqa: S105 (a planted test value)
 RECEIVERS = [
@@ -39,9 +44,9 @@ RECEIVERS = [
 
 
 def amtool_path() -> str | None:
-    candidate = os.environ.get("LLMHOST_AMTOOL")
-    if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-        return candidate
+    for candidate in (os.environ.get("LLMHOST_AMTOOL"), str(AMTOOL_CACHE)):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
     return shutil.which("amtool")
 
 
