@@ -14,6 +14,8 @@ ROLES_WITH_MOLECULE := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%
 ROLE ?=
 PROMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
 PROMTOOL := .cache/tools/prometheus-$(PROMTOOL_VERSION)/usr/bin/promtool
+AMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus-alertmanager: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
+AMTOOL := .cache/tools/prometheus-alertmanager-$(AMTOOL_VERSION)/usr/bin/amtool
 INVENTORY ?= inventories/lab
 LAB_DISTROS := debian12
 TEST_DISTROS := debian12 debian13
@@ -87,17 +89,18 @@ verify-evidence: ## Check a bundle against its MANIFEST.sha256 (RUN=evidence/<in
 	@python3 scripts/verify_evidence.py "$(RUN)"
 
 .PHONY: tools
-tools: ## promtool for the rule tests (Debian's prometheus package, unpacked; no daemon)
-	@if [ -x "$(PROMTOOL)" ]; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null; then echo "[llmhost] no apt-get: the promtool tests will skip"; exit 0; fi; \
+tools: ## promtool and amtool for the rule and Alertmanager config tests (Debian's packages, unpacked; no daemon)
+	@if [ -x "$(PROMTOOL)" ] && [ -x "$(AMTOOL)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "[llmhost] no apt-get: the promtool and amtool tests will skip"; exit 0; fi; \
 	rm -rf .cache/tools/debs && mkdir -p .cache/tools/debs; \
-	get() { (cd .cache/tools/debs && apt-get download -q "prometheus=$(PROMTOOL_VERSION)"); }; \
+	get() { (cd .cache/tools/debs && apt-get download -q "prometheus=$(PROMTOOL_VERSION)" "prometheus-alertmanager=$(AMTOOL_VERSION)"); }; \
 	if ! get; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "[llmhost] prometheus=$(PROMTOOL_VERSION) not downloadable: the promtool tests will skip"; exit 0; fi; \
+	  if [ "$$(id -u)" != 0 ]; then echo "[llmhost] prometheus / prometheus-alertmanager not downloadable: the promtool and amtool tests will skip"; exit 0; fi; \
 	  apt-get update -qq && get; \
 	fi; \
 	dpkg-deb -x .cache/tools/debs/prometheus_*.deb ".cache/tools/prometheus-$(PROMTOOL_VERSION)"; \
-	rm -rf .cache/tools/debs; "$(PROMTOOL)" --version 2>&1 | sed -n 1p
+	dpkg-deb -x .cache/tools/debs/prometheus-alertmanager_*.deb ".cache/tools/prometheus-alertmanager-$(AMTOOL_VERSION)"; \
+	rm -rf .cache/tools/debs; "$(PROMTOOL)" --version 2>&1 | sed -n 1p; "$(AMTOOL)" --version 2>&1 | sed -n 1p
 
 .PHONY: browser
 browser: ## Headless Chromium for the evidence page test (Debian package)

@@ -32,7 +32,57 @@ CASES = [
         "monitoring_listen_address",
         "must be 127.0.0.1 or ::1",
     ),
-    ({"monitoring_mtail_port": 9090}, "monitoring_*_port", "the five ports must be distinct"),
+    ({"monitoring_mtail_port": 9090}, "monitoring_*_port", "the monitoring ports must be distinct"),
+    (
+        {"monitoring_alert_sink_port": 9093},
+        "monitoring_*_port",
+        "the monitoring ports must be distinct",
+    ),
+    (
+        {"monitoring_alertmanager_receivers": [{"name": "a b", "webhook_url": "https://x.test/"}]},
+        "monitoring_alertmanager_receivers",
+        "needs a unique name per receiver",
+    ),
+    (
+        {
+            "monitoring_alertmanager_receivers": [
+                {"name": "pager", "webhook_url": "https://x.test/a"},
+                {"name": "pager", "webhook_url": "https://x.test/b"},
+            ]
+        },
+        "monitoring_alertmanager_receivers",
+        "needs a unique name per receiver",
+    ),
+    (
+        {
+            "monitoring_alertmanager_receivers": [
+                {"name": "pager", "webhook_url": "hooks.test/T0KEN-SECRET-VALUE"}
+            ]
+        },
+        "monitoring_alertmanager_receivers",
+        "webhook_url of ['pager'] must be an http:// or https:// URL",
+    ),
+    (
+        {"monitoring_alertmanager_group_wait": "30 seconds"},
+        "monitoring_alertmanager_group_wait / _group_interval / _repeat_interval"
+        " / _watchdog_repeat_interval",
+        "must be durations",
+    ),
+    (
+        {"monitoring_alertmanager_memory_max": "lots"},
+        "monitoring_alertmanager_memory_max",
+        "a systemd size",
+    ),
+    (
+        {"monitoring_hourly_budget_usd": -1},
+        "monitoring_hourly_budget_usd / monitoring_cost_target_usd_per_mtok",
+        "must be numbers >= 0",
+    ),
+    (
+        {"monitoring_hourly_budget_usd": 0, "monitoring_cost_target_usd_per_mtok": 5},
+        "monitoring_cost_target_usd_per_mtok",
+        "monitoring_hourly_budget_usd is 0",
+    ),
     ({"monitoring_retention_time": "15days"}, "monitoring_retention_time", "a Prometheus duration"),
     ({"monitoring_retention_size": "2 gigabytes"}, "monitoring_retention_size", "must be a size"),
     (
@@ -110,6 +160,7 @@ def test_bad_input_refused_before_any_change(
     assert result.refused == (check,), result.output  # exactly the one check this input breaks
     assert f"{check}: " in result.output
     assert words in result.output, result.output
+    assert "T0KEN-SECRET-VALUE" not in result.output, "a webhook URL was shown"
     for created in ("tsdb", "textfile"):
         assert not (base / f"case{index}" / created).exists(), f"{created} was created"
 

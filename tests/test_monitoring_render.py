@@ -103,6 +103,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "node-exporter.conf.j2": "node-exporter.conf",
             "mtail.conf.j2": "mtail.conf",
             "nginx-exporter.conf.j2": "nginx-exporter.conf",
+            "alertmanager.conf.j2": "alertmanager.conf",
         },
         {"monitoring_model": "m1", "monitoring_route": "rented_gpu"},
     )
@@ -143,7 +144,10 @@ def test_every_job_carries_host_route_and_model(rendered: Path) -> None:
     assert jobs["vllm"]["static_configs"][0]["targets"] == ["127.0.0.1:8000"]
     assert jobs["gateway_log"]["static_configs"][0]["targets"] == ["127.0.0.1:3903"]
     assert config["rule_files"] == ["/etc/prometheus/rules.d/*.yml"]
-    assert "alerting" not in config
+    # The local Alertmanager, always.
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "127.0.0.1:9093"
+    ]
 
 
 @pytest.mark.slow
@@ -153,6 +157,7 @@ def test_drop_ins_bind_loopback_and_harden(rendered: Path) -> None:
         "node-exporter.conf": "--web.listen-address=127.0.0.1:9100",
         "nginx-exporter.conf": "--web.listen-address=127.0.0.1:9113",
         "mtail.conf": "--address 127.0.0.1 --port 3903",
+        "alertmanager.conf": "--web.listen-address=127.0.0.1:9093",
     }
     for name, listen in expected.items():
         dropin = (rendered / name).read_text("utf-8")
@@ -168,6 +173,13 @@ def test_drop_ins_bind_loopback_and_harden(rendered: Path) -> None:
     assert "--storage.tsdb.retention.time=15d --storage.tsdb.retention.size=2GB" in _exec_start(
         prometheus
     )
+    alertmanager = (rendered / "alertmanager.conf").read_text("utf-8")
+    assert re.findall(r"^ReadWritePaths=(.*)$", alertmanager, re.M) == [
+        "/var/lib/prometheus/alertmanager"
+    ]
+    assert "MemoryMax=256M" in alertmanager.splitlines()
+    # Clustering off: an empty cluster listen address, the last flag.
+    assert _exec_start(alertmanager).endswith("--cluster.listen-address=")
     node = _exec_start((rendered / "node-exporter.conf").read_text("utf-8"))
     assert "--collector.textfile.directory=/var/lib/prometheus/node-exporter" in node
     # systemd would expand a lone $: the regex ends in $$, and overlay is not excluded.
@@ -190,7 +202,7 @@ def test_ipv6_loopback_and_no_size_limit(tmp_path: Path) -> None:
         {
             "monitoring_listen_address": "::1",
             "monitoring_retention_size": "",
-            "monitoring_alertmanager_targets": ["127.0.0.1:9093"],
+            "monitoring_alertmanager_targets": ["alerts.internal:9093"],
         },
     )
     config = yaml.safe_load((tmp_path / "prometheus.yml").read_text("utf-8"))
@@ -198,7 +210,8 @@ def test_ipv6_loopback_and_no_size_limit(tmp_path: Path) -> None:
     assert "[::1]:9090" in targets
     assert "[::1]:9100" in targets
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
-        "127.0.0.1:9093"
+        "[::1]:9093",
+        "alerts.internal:9093",
     ]
     prometheus = _exec_start((tmp_path / "prometheus.conf").read_text("utf-8"))
     assert "--web.listen-address=[::1]:9090" in prometheus

@@ -31,6 +31,10 @@ ALERTS = (
     "LLMHostRootDiskFull",
     "LLMHostHardStopSoon",
 )
+# Issue 17: the cost alert (rendered only with a target > 0) and the always-firing
+# pipeline check (it has no quiet case, by design).
+COST_ALERT = "LLMHostCostAboveTarget"
+PIPELINE_ALERT = "LLMHostAlertPipeline"
 OTHER: dict[str, Any] = {
     "monitoring_gpu_temp_max_c": 75.5,
     "monitoring_gpu_memory_max_ratio": 0.9,
@@ -43,6 +47,8 @@ OTHER: dict[str, Any] = {
     "monitoring_hard_stop_warn_minutes": 45,
     "monitoring_models_path": "/data/models",
     "_monitoring_models_mountpoint": "/data",
+    "monitoring_hourly_budget_usd": 2.49,
+    "monitoring_cost_target_usd_per_mtok": 5,
 }
 
 
@@ -82,7 +88,9 @@ def test_rules_pass_promtool_check(
     folder: Path = request.getfixturevalue(which)
     result = _promtool(promtool, "check", "rules", "llmhost-alerts.rules.yml", cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 22 rules found" in result.stdout
+    # 11 recording rules + the cost rule, 11 alerts + the pipeline check (+ the cost alert).
+    count = 25 if which == "other_rules" else 24
+    assert f"SUCCESS: {count} rules found" in result.stdout
 
 
 @pytest.mark.slow
@@ -109,16 +117,51 @@ def test_tests_fail_against_rules_with_other_thresholds(
 
 
 @pytest.mark.slow
-def test_each_alert_has_a_firing_and_a_quiet_case(default_rules: Path) -> None:
-    rules = yaml.safe_load((default_rules / "llmhost-alerts.rules.yml").read_text("utf-8"))
+@pytest.mark.parametrize(
+    ("which", "alerts"),
+    [("default_rules", ALERTS), ("other_rules", (*ALERTS, COST_ALERT))],
+)
+def test_each_alert_has_a_firing_and_a_quiet_case(
+    which: str, alerts: tuple[str, ...], request: pytest.FixtureRequest
+) -> None:
+    folder: Path = request.getfixturevalue(which)
+    rules = yaml.safe_load((folder / "llmhost-alerts.rules.yml").read_text("utf-8"))
     defined = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    assert sorted(defined) == sorted(ALERTS)
-    tests = yaml.safe_load((default_rules / "llmhost-alerts.test.yml").read_text("utf-8"))
+    assert sorted(defined) == sorted((*alerts, PIPELINE_ALERT))
+    tests = yaml.safe_load((folder / "llmhost-alerts.test.yml").read_text("utf-8"))
     cases = [c for t in tests["tests"] for c in t.get("alert_rule_test", [])]
-    for alert in ALERTS:
+    for alert in alerts:
         mine = [c for c in cases if c["alertname"] == alert]
         assert any(c["exp_alerts"] == [] for c in mine), f"{alert}: no case where it stays quiet"
         assert any(c["exp_alerts"] for c in mine), f"{alert}: no case where it fires"
+    pipeline = [c for c in cases if c["alertname"] == PIPELINE_ALERT]
+    assert pipeline and all(c["exp_alerts"] for c in pipeline), "the pipeline check must fire"
+
+
+@pytest.mark.slow
+def test_cost_rule_guards_division_by_zero_and_needs_a_target(
+    default_rules: Path, other_rules: Path
+) -> None:
+    def rule(folder: Path, name: str) -> dict[str, Any]:
+        doc = yaml.safe_load((folder / "llmhost-alerts.rules.yml").read_text("utf-8"))
+        rules = [r for g in doc["groups"] for r in g["rules"]]
+        found = [r for r in rules if name in (r.get("record"), r.get("alert"))]
+        assert len(found) <= 1
+        return found[0] if found else {}
+
+    record = rule(other_rules, "llmhost:usd_per_million_output_tokens")["expr"]
+    assert record.startswith("2.49 * 1e6 / 3600 / (sum by (host, route, model) (rate(")
+    assert record.endswith('vllm:generation_tokens_total{job="vllm"}[5m])) > 0)')
+    assert rule(other_rules, COST_ALERT)["expr"] == f"{record} > 5"
+    assert rule(default_rules, COST_ALERT) == {}  # target 0: no alert
+    default_record = rule(default_rules, "llmhost:usd_per_million_output_tokens")["expr"]
+    assert default_record.startswith("0 * 1e6")
+    tests = yaml.safe_load((default_rules / "llmhost-alerts.test.yml").read_text("utf-8"))
+    exprs = [c for t in tests["tests"] for c in t.get("promql_expr_test", [])]
+    assert any(
+        c["expr"] == "llmhost:usd_per_million_output_tokens" and c["exp_samples"] == []
+        for c in exprs
+    ), "no test that shows no series without tokens"
 
 
 @pytest.mark.slow

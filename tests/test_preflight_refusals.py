@@ -36,6 +36,7 @@ GOOD_PLAN: dict[str, Any] = {
     "runtime": "vllm",
     "instance_vram": 80,
     "hourly_budget": 2.5,
+    "cost_target_usd_per_mtok": 5.0,
     "hard_stop_time": "2099-01-01T00:00:00Z",
     "fallback_if_oom": "lower max_num_seqs",
     "evidence_to_copy_back": ["environment_report.json"],
@@ -168,6 +169,15 @@ BAD_CASES: list[tuple[dict[str, Any], str]] = [
         "preflight_gpu_plan.hourly_budget: must be a number >= 0, got true",
     ),
     (rented("gpu_plan.hourly_budget", _DELETE), "empty: preflight_gpu_plan.hourly_budget"),
+    (
+        rented("gpu_plan.cost_target_usd_per_mtok", -1),
+        "preflight_gpu_plan.cost_target_usd_per_mtok: must be a number >= 0",
+    ),
+    (
+        local("gpu_plan.cost_target_usd_per_mtok", "cheap"),
+        "preflight_gpu_plan.cost_target_usd_per_mtok: must be a number >= 0 (USD per million"
+        ' output tokens; 0 = no cost alert) or absent, got "cheap"',
+    ),
     (
         rented("gpu_plan.instance_vram", 0),
         "preflight_gpu_plan.instance_vram: must be a number > 0 (GiB), got 0",

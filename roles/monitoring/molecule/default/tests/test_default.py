@@ -18,7 +18,17 @@ DEFAULTS = yaml.safe_load((ROOT / "roles/monitoring/defaults/main.yml").read_tex
 PROM = "http://127.0.0.1:9090"
 STAGING = "/etc/llmhost/monitoring/staging"
 CHECK = "/var/lib/llmhost/monitoring/check"
-UNITS = ("prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail")
+UNITS = (
+    "prometheus",
+    "prometheus-node-exporter",
+    "prometheus-nginx-exporter",
+    "mtail",
+    "prometheus-alertmanager",
+    "llmhost-alert-sink",
+)
+ALERTMANAGER = "http://127.0.0.1:9093"
+SINK_FILE = "/var/lib/llmhost/alert-sink/notifications.jsonl"
+PIPELINE = "LLMHostAlertPipeline"
 
 
 def get(host, url: str) -> str:
@@ -85,7 +95,7 @@ def test_nothing_listens_on_a_public_address(host) -> None:
         a for a in local if not re.match(r"^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):\d+$", a)
     ]
     assert not public, public
-    for port in (9090, 9100, 9113, 3903):
+    for port in (9090, 9100, 9113, 3903, 9093, 9097):
         assert any(a.endswith(f":{port}") for a in local), port
 
 
@@ -248,3 +258,56 @@ def test_snapshot_and_chart(host) -> None:
     png = (EVIDENCE / "monitoring_latency_throughput.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
+
+
+def test_alertmanager_on_loopback_only_hardened(host) -> None:
+    # By port: ss shows no process for some hardened units in this container.
+    local = [line.split()[4] for line in host.check_output("ss -Htuln").splitlines()]
+    assert [a for a in local if a.endswith(":9093")] == ["127.0.0.1:9093"], local
+    assert not [a for a in local if a.endswith(":9094")], local  # no cluster port, TCP or UDP
+    props = host.check_output(
+        "systemctl show prometheus-alertmanager -p ReadWritePaths -p MemoryMax -p User"
+    )
+    assert "ReadWritePaths=/var/lib/prometheus/alertmanager" in props, props
+    assert "MemoryMax=268435456" in props, props
+    assert "User=prometheus" in props, props
+    config = host.file("/etc/prometheus/alertmanager.yml")
+    assert (config.user, config.group, config.mode) == ("root", "prometheus", 0o640)
+    assert host.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
+    status = json.loads(get(host, ALERTMANAGER + "/api/v2/status"))
+    assert status["cluster"]["status"] == "disabled", status["cluster"]
+
+
+def test_prometheus_sends_alerts_to_the_local_alertmanager(host) -> None:
+    active = api(host, "/api/v1/alertmanagers")["activeAlertmanagers"]
+    assert [a["url"] for a in active] == [ALERTMANAGER + "/api/v2/alerts"], active
+
+
+def test_sink_received_the_pipeline_alert(host) -> None:
+    props = host.check_output("systemctl show llmhost-alert-sink -p User -p ReadWritePaths")
+    assert "User=llmhost-alert-sink" in props, props
+    assert "ReadWritePaths=/var/lib/llmhost/alert-sink" in props, props
+    assert host.user("llmhost-alert-sink").shell == "/usr/sbin/nologin"
+    entries = [json.loads(line) for line in host.file(SINK_FILE).content_string.splitlines()]
+    delivered = [
+        (e["payload"]["receiver"], a["labels"])
+        for e in entries
+        for a in e["payload"]["alerts"]
+        if a["labels"]["alertname"] == PIPELINE
+    ]
+    assert delivered, entries
+    receiver, labels = delivered[0]
+    assert receiver == "llmhost-alert-sink"
+    assert labels["severity"] == "none" and labels["host"], labels
+
+
+def test_alert_delivery_evidence(host) -> None:
+    doc = json.loads((EVIDENCE / "alert_delivery.json").read_text("utf-8"))
+    assert doc["delivered"] is True, doc
+    assert doc["alertmanager_received"] is True
+    assert doc["alertmanager_version"] == "0.25.0", doc
+    assert doc["receivers"] == ["llmhost-alert-sink"]
+    assert doc["routed_to"] == ["llmhost-alert-sink"]
+    rows = [n for n in doc["notifications"] if n["alertname"] == PIPELINE]
+    assert rows and rows[0]["receiver"] == "llmhost-alert-sink" and rows[0]["received_at"]
+    assert "webhook_url" not in json.dumps(doc)
