@@ -119,6 +119,42 @@ CASES = [
         " Fix: write it like '2026-12-04T18:00:00Z'",
     ),
     ({"monitoring_run_id": "../x"}, "monitoring_run_id", "a safe folder name"),
+    # Log shipping (tasks/logs.yml).
+    (
+        {"monitoring_log_collector_url": "https://ship:s3cret@logs.example.net:19532"},
+        "monitoring_log_collector_url",
+        "no credentials and no path, got 'https://***@logs.example.net:19532'",
+    ),
+    (
+        {"monitoring_log_collector_url": "http://logs.example.net:19532"},
+        "monitoring_log_collector_url",
+        "plain http sends the journal in clear",
+    ),
+    (
+        {"monitoring_log_collector_listen": True},
+        "monitoring_log_collector_listen",
+        "Fix: set monitoring_log_collector_url to http://127.0.0.1:19532",
+    ),
+    (
+        {"monitoring_log_collector_listen_port": 9090},
+        "monitoring_log_collector_listen_port",
+        "not one of the exporters' ports",
+    ),
+    (
+        {"monitoring_log_upload_key_file": "client.key"},
+        "monitoring_log_upload_key_file / monitoring_log_upload_cert_file"
+        " / monitoring_log_upload_trusted_ca_file",
+        "must be absolute paths on the host",
+    ),
+    ({"monitoring_log_ship_timeout_s": 1}, "monitoring_log_ship_timeout_s", "at least 5 seconds"),
+    (
+        {
+            "monitoring_log_collector_url": "https://logs.example.net",
+            "monitoring_log_shipper_versions": {"hamm": "1"},
+        },
+        "monitoring_log_shipper_versions",
+        "has no systemd-journal-remote version for",
+    ),
     # The folders the role owns (preflight-tagged run: a missing refusal could not touch them).
     *(
         (

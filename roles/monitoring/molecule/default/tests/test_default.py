@@ -311,3 +311,57 @@ def test_alert_delivery_evidence(host) -> None:
     rows = [n for n in doc["notifications"] if n["alertname"] == PIPELINE]
     assert rows and rows[0]["receiver"] == "llmhost-alert-sink" and rows[0]["received_at"]
     assert "webhook_url" not in json.dumps(doc)
+
+
+REMOTE_JOURNALS = "/var/log/journal/remote/*.journal"
+
+
+def _received(host, marker: str) -> bool:
+    out = host.run(
+        shlex.join(
+            [
+                "journalctl",
+                "--no-pager",
+                "-q",
+                "-o",
+                "cat",
+                f"--file={REMOTE_JOURNALS}",
+                "SYSLOG_IDENTIFIER=llmhost-logship",
+                f"MESSAGE={marker}",
+            ]
+        )
+    ).stdout
+    return marker in out.splitlines()
+
+
+def test_logs_reach_the_loopback_collector(host) -> None:
+    doc = json.loads((EVIDENCE / "log_shipping.json").read_text("utf-8"))
+    version = DEFAULTS["monitoring_log_shipper_versions"]["bookworm"]
+    assert doc["shipper"] == f"systemd-journal-upload {version}"
+    assert host.package("systemd-journal-remote").version == version
+    assert doc["collector_url"] == "http://127.0.0.1:19532"
+    assert doc["acknowledged"] is True and doc["received"] is True, doc
+    assert doc["marker"].startswith("llmhost-logship run=molecule host=")
+    retention = doc["retention"]
+    assert retention["journal_max_use"] == "1G" and retention["journal_retention"] == "30day"
+    # The run's marker is in the receiver's files, not only in the evidence.
+    assert _received(host, doc["marker"])
+    # Shipping goes on after the role: a new line arrives too.
+    marker = f"llmhost-logship testinfra {time.time_ns()}"
+    host.check_output(shlex.join(["logger", "-t", "llmhost-logship", "--", marker]))
+    assert wait_for(lambda: _received(host, marker), timeout=60, every=2), marker
+
+
+def test_shipper_and_receiver_units(host) -> None:
+    upload = host.service("systemd-journal-upload")
+    assert upload.is_running and upload.is_enabled
+    props = host.check_output(
+        "systemctl show systemd-journal-upload -p Restart -p DynamicUser -p ProtectSystem"
+    )
+    assert "Restart=always" in props and "DynamicUser=yes" in props, props
+    assert "ProtectSystem=strict" in props, props
+    conf = host.file("/etc/systemd/journal-upload.conf.d/llmhost.conf").content_string
+    assert "URL=http://127.0.0.1:19532" in conf
+    socket = host.check_output("systemctl show systemd-journal-remote.socket -p Listen")
+    assert socket.strip() == "Listen=127.0.0.1:19532 (Stream)", socket
+    assert host.socket("tcp://127.0.0.1:19532").is_listening
