@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evaluation_server import server, serving
+
+from tests.support import openai_double as server
+from tests.support.openai_double import serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
 
