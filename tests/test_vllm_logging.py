@@ -6,6 +6,7 @@ version both lock files pin) to a line shaped like vLLM 0.32's request log."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import logging
@@ -96,6 +97,11 @@ def _render(tmp_path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         "vllm_tensor_parallel_size": 1,
         "vllm_model_path": "/srv/llmhost/models/m",
         "vllm_model_revision": "r1",
+        # What the role's preflight slurps: the stored model's config.json (vllm_dtype auto
+        # is resolved from it).
+        "_vllm_model_config": {
+            "content": base64.b64encode(b'{"torch_dtype": "bfloat16"}').decode()
+        },
         "ansible_python_interpreter": sys.executable,
         **overrides,
     }
