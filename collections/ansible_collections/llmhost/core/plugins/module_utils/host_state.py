@@ -26,10 +26,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.llmhost.core.plugins.module_utils.digests import sha256_file, sha256_text
+
 SCHEMA = "llmhost.host_state/v1"
 REPORT_SCHEMA = "llmhost.drift_report/v1"
 FIRST_RUN = "no previous run of this inventory"
-_CHUNK = 1 << 20
 _PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
 )
@@ -59,7 +60,7 @@ def parse_dpkg_status(text: str) -> dict[str, str]:
 def listing_digest(versions: Mapping[str, str]) -> str:
     """sha256 of ``name==version`` lines, sorted: one value for a whole listing."""
     text = "".join(f"{name}=={versions[name]}\n" for name in sorted(versions))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_text(text)
 
 
 # --- Python venvs ----------------------------------------------------------------------
@@ -126,14 +127,6 @@ def find_venvs(roots: Iterable[str], max_depth: int) -> list[Path]:
 
 
 # --- files -----------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _expand(pattern: str) -> Iterator[Path]:
