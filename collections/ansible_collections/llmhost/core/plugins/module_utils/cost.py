@@ -16,7 +16,8 @@ from typing import Any
 SOURCE = "load_test.json"
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A finite number from a YAML/JSON value (None for none, booleans, text, inf, nan)."""
     if value is None or isinstance(value, bool) or value == "":
         return None
     try:
@@ -36,9 +37,9 @@ def cost_per_million(
     unknown; within_target is null when there is no target (0 or unset) or no cost.
     """
     load = load_test if isinstance(load_test, Mapping) else {}
-    tps = _number(load.get("output_tokens_per_s"))
-    budget = _number(hourly_budget_usd)
-    target = _number(target_usd_per_mtok)
+    tps = finite_number(load.get("output_tokens_per_s"))
+    budget = finite_number(hourly_budget_usd)
+    target = finite_number(target_usd_per_mtok)
     target = target if target is not None and target > 0 else None
     cost: float | None = None
     reason = ""

@@ -35,6 +35,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.llmhost.core.plugins.module_utils.cost import finite_number
+
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 FP8_MIN_CAPABILITY = (8, 9)
 DTYPES = ("float32", "bfloat16", "float16")
@@ -188,13 +190,8 @@ def tensor_parallel_check(plan: Mapping[str, Any] | None) -> dict:
 
 
 def _seconds(value: Any) -> float | None:
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
+    number = finite_number(value)
+    return number if number is not None and number >= 0 else None
 
 
 def timeout_hierarchy(values: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict:
