@@ -120,8 +120,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import fetch_url
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 from ansible_collections.llmhost.core.plugins.module_utils.openpgp import (
     binary_keyring,
     check_single_key,
@@ -141,21 +145,21 @@ def read_existing(dest: Path, fingerprint: str) -> tuple[bytes | None, dict[str,
         return data, None
 
 
-def download(module: AnsibleModule, url: str, timeout: int) -> bytes:
+def download(module: Any, url: str, timeout: int) -> bytes:
     response, info = fetch_url(module, url, timeout=timeout)
     status = info.get("status")
     # file:// (a mirror on local disk) answers without an HTTP status.
     ok = status == 200 or (status is None and url.startswith("file:"))
     if response is None or not ok:
-        module.fail_json(
-            msg=f"could not download the signing key from {url}: HTTP {status}, "
+        raise ModuleFailure(
+            f"could not download the signing key from {url}: HTTP {status}, "
             f"{info.get('msg', 'no message')}. Fix: check the host's network or proxy, or "
             "bring the key with the content option (air-gapped hosts, mirrors)."
         )
     return response.read()
 
 
-def write_atomically(module: AnsibleModule, dest: Path, data: bytes, mode: str) -> None:
+def write_atomically(module: Any, dest: Path, data: bytes, mode: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=str(dest.parent), prefix=f".{dest.name}.")
     with os.fdopen(fd, "wb") as handle:
@@ -164,31 +168,18 @@ def write_atomically(module: AnsibleModule, dest: Path, data: bytes, mode: str) 
     module.atomic_move(tmp, str(dest))
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "dest": {"type": "path", "required": True},
-            "fingerprint": {"type": "str", "required": True},
-            "url": {"type": "str"},
-            "content": {"type": "str"},
-            "refresh": {"type": "bool", "default": False},
-            "timeout": {"type": "int", "default": 30},
-            "mode": {"type": "str", "default": "0644"},
-        },
-        mutually_exclusive=[("url", "content")],
-        required_one_of=[("url", "content")],
-        supports_check_mode=True,
-    )
-    p = module.params
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
+    module = request.module  # fetch_url, atomic_move and set_mode_if_different need it
     dest = Path(p["dest"])
     try:
         fingerprint = normalize_fingerprint(p["fingerprint"])
     except ValueError as exc:
-        module.fail_json(msg=f"fingerprint: {exc}")
+        raise ModuleFailure(f"fingerprint: {exc}") from exc
     existing, existing_key = read_existing(dest, fingerprint)
 
     if p["url"] and existing_key is not None and not p["refresh"]:
-        module.exit_json(changed=False, source="existing", dest=str(dest), **existing_key)
+        return {"changed": False, "source": "existing", "dest": str(dest), **existing_key}
 
     origin = p["url"] or "content"
     raw = (
@@ -200,16 +191,36 @@ def main() -> None:
         key = check_single_key(raw, fingerprint)
         data = binary_keyring(raw)
     except ValueError as exc:
-        module.fail_json(msg=f"signing key from {origin}: {exc}")
+        raise ModuleFailure(f"signing key from {origin}: {exc}") from exc
 
     changed = existing != data
-    if changed and not module.check_mode:
+    if changed and not request.check_mode:
         write_atomically(module, dest, data, p["mode"])
-    elif not module.check_mode:
+    elif not request.check_mode:
         # Same bytes: only the mode may need fixing.
         changed = module.set_mode_if_different(str(dest), p["mode"], False)
-    module.exit_json(
-        changed=changed, source="url" if p["url"] else "content", dest=str(dest), **key
+    return {
+        "changed": changed,
+        "source": "url" if p["url"] else "content",
+        "dest": str(dest),
+        **key,
+    }
+
+
+def main() -> None:
+    run_module(
+        {
+            "dest": {"type": "path", "required": True},
+            "fingerprint": {"type": "str", "required": True},
+            "url": {"type": "str"},
+            "content": {"type": "str"},
+            "refresh": {"type": "bool", "default": False},
+            "timeout": {"type": "int", "default": 30},
+            "mode": {"type": "str", "default": "0644"},
+        },
+        handle,
+        mutually_exclusive=[("url", "content")],
+        required_one_of=[("url", "content")],
     )
 
 

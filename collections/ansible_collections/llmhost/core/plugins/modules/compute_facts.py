@@ -192,7 +192,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    Request,
+    run_module,
+)
 from ansible_collections.llmhost.core.plugins.module_utils.nvidia_smi import (
     CSV_FORMAT_ARG,
     QUERY_COMPUTE_APPS_ARG,
@@ -420,26 +423,29 @@ def libc_facts() -> dict[str, str]:
     return {"name": name, "version": version}
 
 
+def handle(request: Request) -> dict[str, Any]:
+    params = request.params
+    timeout = max(1, int(params["timeout"]))
+
+    def which(name: str) -> str | None:
+        return request.module.get_bin_path(name, opt_dirs=EXTRA_BIN_DIRS)
+
+    return {
+        "changed": False,
+        "gpu": gpu_facts(params["nvidia_smi"], timeout, which),
+        "torch": torch_facts(params["python_interpreters"], timeout, which),
+        "libc": libc_facts(),
+    }
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "nvidia_smi": {"type": "str", "default": "nvidia-smi"},
             "python_interpreters": {"type": "list", "elements": "str", "default": ["python3"]},
             "timeout": {"type": "int", "default": 60},
         },
-        supports_check_mode=True,
-    )
-    params = module.params
-    timeout = max(1, int(params["timeout"]))
-
-    def which(name: str) -> str | None:
-        return module.get_bin_path(name, opt_dirs=EXTRA_BIN_DIRS)
-
-    module.exit_json(
-        changed=False,
-        gpu=gpu_facts(params["nvidia_smi"], timeout, which),
-        torch=torch_facts(params["python_interpreters"], timeout, which),
-        libc=libc_facts(),
+        handle,
     )
 
 

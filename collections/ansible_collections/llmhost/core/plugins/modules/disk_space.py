@@ -70,7 +70,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 
 GIB = 1024**3
 
@@ -99,15 +103,15 @@ def measure(path: str) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={"path": {"type": "path", "required": True}},
-        supports_check_mode=True,
-    )
-    path = module.params["path"]
+def handle(request: Request) -> dict[str, Any]:
+    path = request.params["path"]
     if not Path(path).is_absolute():
-        module.fail_json(msg=f"path must be absolute, got '{path}'")
-    module.exit_json(changed=False, **measure(path))
+        raise ModuleFailure(f"path must be absolute, got '{path}'")
+    return {"changed": False, **measure(path)}
+
+
+def main() -> None:
+    run_module({"path": {"type": "path", "required": True}}, handle)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,9 @@ files:
 """
 
 from pathlib import Path
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (
     MANIFEST_NAME,
     differs,
@@ -102,6 +103,11 @@ from ansible_collections.llmhost.core.plugins.module_utils.evidence_report impor
     load_bundle,
     render_html,
     render_markdown,
+)
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
 )
 
 try:
@@ -165,47 +171,50 @@ def render(
     return {**plots, **pages}, bundle, linked
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "run_id": {"type": "str", "required": True},
-            "inventory": {"type": "str", "required": True},
-        },
-        supports_check_mode=True,
-    )
+def handle(request: Request) -> dict[str, Any]:
     if PLOTS_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("matplotlib"), exception=str(PLOTS_ERROR))
-    root = Path(module.params["path"])
+        raise ModuleFailure(missing_required_lib("matplotlib"), exception=str(PLOTS_ERROR))
+    root = Path(request.params["path"])
     if not root.is_dir():
-        module.fail_json(msg=f"path {root} is not a folder; point it at the evidence bundle")
-    outputs, bundle, linked = render(root, module.params["run_id"], module.params["inventory"])
+        raise ModuleFailure(f"path {root} is not a folder; point it at the evidence bundle")
+    outputs, bundle, linked = render(root, request.params["run_id"], request.params["inventory"])
     written = sorted(
         rel for rel, data in outputs.items() if data is not None and differs(root / rel, data)
     )
     removed = sorted(rel for rel, data in outputs.items() if data is None and (root / rel).exists())
-    if not module.check_mode:
+    if not request.check_mode:
         for rel in written:
             write_if_changed(root / rel, outputs[rel] or b"", 0o644)
         for rel in removed:
             (root / rel).unlink()
-    module.exit_json(
-        changed=bool(written or removed),
-        written=written,
-        removed=removed,
-        plots={
+    return {
+        "changed": bool(written or removed),
+        "written": written,
+        "removed": removed,
+        "plots": {
             "loss_curve": LOSS_PNG if outputs[LOSS_PNG] else None,
             "latency": LATENCY_PNG if outputs[LATENCY_PNG] else None,
             "eval_categories": CATEGORIES_PNG if outputs[CATEGORIES_PNG] else None,
         },
-        eval=None
+        "eval": None
         if bundle.evals is None
         else {
             "total": len(bundle.evals),
             "passed": sum(r.passed for r in bundle.evals),
             "failed": sum(not r.passed for r in bundle.evals),
         },
-        files=len(linked),
+        "files": len(linked),
+    }
+
+
+def main() -> None:
+    run_module(
+        {
+            "path": {"type": "path", "required": True},
+            "run_id": {"type": "str", "required": True},
+            "inventory": {"type": "str", "required": True},
+        },
+        handle,
     )
 
 

@@ -87,8 +87,8 @@ extra:
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (
     MANIFEST_NAME,
     differs,
@@ -96,27 +96,32 @@ from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle impor
     verify,
     write_if_changed,
 )
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 
 
-def _present(module: AnsibleModule, root: Path, mode: int) -> None:
+def _present(root: Path, mode: int, check_mode: bool) -> dict[str, Any]:
     try:
         text = manifest_text(root)
     except ValueError as err:
-        module.fail_json(msg=str(err))
+        raise ModuleFailure(str(err)) from err
     data = text.encode("utf-8")
     target = root / MANIFEST_NAME
     changed = differs(target, data, mode)
-    if changed and not module.check_mode:
+    if changed and not check_mode:
         write_if_changed(target, data, mode)
-    module.exit_json(
-        changed=changed,
-        manifest=str(target),
-        file_count=len(text.splitlines()),
-        manifest_sha256=hashlib.sha256(data).hexdigest(),
-    )
+    return {
+        "changed": changed,
+        "manifest": str(target),
+        "file_count": len(text.splitlines()),
+        "manifest_sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
-def _verified(module: AnsibleModule, root: Path) -> None:
+def _verified(root: Path) -> dict[str, Any]:
     found = verify(root)
     result = {
         "changed": False,
@@ -127,7 +132,7 @@ def _verified(module: AnsibleModule, root: Path) -> None:
         "extra": found.extra + found.special,
     }
     if not found.manifest_found:
-        module.fail_json(msg=f"{root}: no {MANIFEST_NAME}; the bundle was never sealed", **result)
+        raise ModuleFailure(f"{root}: no {MANIFEST_NAME}; the bundle was never sealed", **result)
     if not found.ok:
         problems = [
             f"{label}: {', '.join(names)}"
@@ -140,33 +145,35 @@ def _verified(module: AnsibleModule, root: Path) -> None:
             )
             if names
         ]
-        module.fail_json(
-            msg=f"{root} does not match {MANIFEST_NAME}: " + "; ".join(problems), **result
+        raise ModuleFailure(
+            f"{root} does not match {MANIFEST_NAME}: " + "; ".join(problems), **result
         )
-    module.exit_json(**result)
+    return result
+
+
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
+    root = Path(p["path"])
+    if not root.is_dir():
+        raise ModuleFailure(f"path {root} is not a folder; point it at the evidence bundle")
+    try:
+        mode = int(p["mode"], 8)
+    except ValueError:
+        raise ModuleFailure(f"mode {p['mode']!r} is not an octal string such as '0644'") from None
+    if p["state"] == "verified":
+        return _verified(root)
+    return _present(root, mode, request.check_mode)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "path": {"type": "path", "required": True},
             "state": {"type": "str", "choices": ["present", "verified"], "default": "present"},
             "mode": {"type": "str", "default": "0644"},
         },
-        supports_check_mode=True,
+        handle,
     )
-    root = Path(module.params["path"])
-    if not root.is_dir():
-        module.fail_json(msg=f"path {root} is not a folder; point it at the evidence bundle")
-    try:
-        mode = int(module.params["mode"], 8)
-    except ValueError:
-        module.fail_json(
-            msg=f"mode {module.params['mode']!r} is not an octal string such as '0644'"
-        )
-    if module.params["state"] == "verified":
-        _verified(module, root)
-    _present(module, root, mode)
 
 
 if __name__ == "__main__":

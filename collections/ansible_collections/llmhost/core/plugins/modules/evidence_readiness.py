@@ -99,11 +99,16 @@ written:
 
 import json
 from pathlib import Path
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (
     differs,
     write_if_changed,
+)
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
 )
 from ansible_collections.llmhost.core.plugins.module_utils.readiness import (
     evaluate,
@@ -127,9 +132,37 @@ def render(params: dict) -> tuple[dict[str, bytes], dict]:
     }, data
 
 
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
+    try:
+        checklists = load_checklists(Path(p["checklists"]))
+    except (OSError, ValueError, KeyError) as err:
+        raise ModuleFailure(f"checklists {p['checklists']}: {err}") from err
+    errors = input_errors(checklists, p["attestations"], p["required"])
+    if p["validate_only"]:
+        return {"changed": False, "errors": errors, "required_failed": [], "written": []}
+    if errors:
+        raise ModuleFailure("; ".join(errors), errors=errors)
+    root = Path(p["path"])
+    if not p["path"] or not root.is_dir():
+        raise ModuleFailure(f"path {root} is not a folder; point it at the evidence bundle")
+    outputs, data = render(p)
+    written = sorted(rel for rel, blob in outputs.items() if differs(root / rel, blob))
+    if not request.check_mode:
+        for rel in written:
+            write_if_changed(root / rel, outputs[rel], 0o644)
+    return {
+        "changed": bool(written),
+        "errors": [],
+        "counts": data["counts"],
+        "required_failed": data["required_failed"],
+        "written": written,
+    }
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "path": {"type": "path", "default": ""},
             "checklists": {"type": "path", "required": True},
             "run_id": {"type": "str", "default": ""},
@@ -139,32 +172,7 @@ def main() -> None:
             "required": {"type": "list", "elements": "str", "default": []},
             "validate_only": {"type": "bool", "default": False},
         },
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        checklists = load_checklists(Path(p["checklists"]))
-    except (OSError, ValueError, KeyError) as err:
-        module.fail_json(msg=f"checklists {p['checklists']}: {err}")
-    errors = input_errors(checklists, p["attestations"], p["required"])
-    if p["validate_only"]:
-        module.exit_json(changed=False, errors=errors, required_failed=[], written=[])
-    if errors:
-        module.fail_json(msg="; ".join(errors), errors=errors)
-    root = Path(p["path"])
-    if not p["path"] or not root.is_dir():
-        module.fail_json(msg=f"path {root} is not a folder; point it at the evidence bundle")
-    outputs, data = render(p)
-    written = sorted(rel for rel, blob in outputs.items() if differs(root / rel, blob))
-    if not module.check_mode:
-        for rel in written:
-            write_if_changed(root / rel, outputs[rel], 0o644)
-    module.exit_json(
-        changed=bool(written),
-        errors=[],
-        counts=data["counts"],
-        required_failed=data["required_failed"],
-        written=written,
+        handle,
     )
 
 

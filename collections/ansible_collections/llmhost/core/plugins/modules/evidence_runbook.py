@@ -112,10 +112,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (
     differs,
     write_if_changed,
+)
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
 )
 
 RUNBOOK = "open_llm_runbook.json"
@@ -199,9 +203,30 @@ def _bad_input(params: dict[str, Any]) -> str | None:
     return None
 
 
+def handle(request: Request) -> dict[str, Any]:
+    root = Path(request.params["path"])
+    if not root.is_dir():
+        raise ModuleFailure(f"path {root} is not a folder; point it at the evidence bundle")
+    problem = _bad_input(request.params)
+    if problem:
+        raise ModuleFailure(problem)
+    runbook = build(request.params)
+    data = (json.dumps(runbook, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    target = root / RUNBOOK
+    changed = differs(target, data, 0o644)
+    if changed and not request.check_mode:
+        write_if_changed(target, data, 0o644)
+    return {
+        "changed": changed,
+        "runbook": runbook,
+        "missing": runbook["missing"],
+        "complete": runbook["complete"],
+    }
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "path": {"type": "path", "required": True},
             "run_id": {"type": "str", "required": True},
             "inventory": {"type": "str", "required": True},
@@ -222,22 +247,7 @@ def main() -> None:
             "standard_files": {"type": "list", "elements": "str", "default": []},
             "hosts": {"type": "list", "elements": "str", "default": []},
         },
-        supports_check_mode=True,
-    )
-    root = Path(module.params["path"])
-    if not root.is_dir():
-        module.fail_json(msg=f"path {root} is not a folder; point it at the evidence bundle")
-    problem = _bad_input(module.params)
-    if problem:
-        module.fail_json(msg=problem)
-    runbook = build(module.params)
-    data = (json.dumps(runbook, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    target = root / RUNBOOK
-    changed = differs(target, data, 0o644)
-    if changed and not module.check_mode:
-        write_if_changed(target, data, 0o644)
-    module.exit_json(
-        changed=changed, runbook=runbook, missing=runbook["missing"], complete=runbook["complete"]
+        handle,
     )
 
 

@@ -73,7 +73,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -109,9 +114,36 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def handle(request: Request) -> dict[str, Any]:
+    name = request.params["name"]
+    if not NAME_RE.match(name):
+        raise ModuleFailure(f"name '{name}' must use letters, digits and '_' only")
+    folder = Path(request.params["dir"])
+    path = folder / f"{name}.fact"
+    text = render(request.params["data"])
+    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    changed = before != text
+    if changed and not request.check_mode:
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        write_atomic(path, text)
+    facts = read_local_facts(folder)
+    facts[name] = json.loads(text)
+    return {
+        "changed": changed,
+        "path": str(path),
+        "diff": {
+            "before": before,
+            "after": text,
+            "before_header": str(path),
+            "after_header": str(path),
+        },
+        "ansible_facts": {"ansible_local": facts},
+    }
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "name": {"type": "str", "required": True},
             "data": {"type": "dict", "required": True},
             "dir": {
@@ -120,31 +152,7 @@ def main() -> None:
                 "fallback": (env_fallback, ["LLMHOST_FACTS_DIR"]),
             },
         },
-        supports_check_mode=True,
-    )
-    name = module.params["name"]
-    if not NAME_RE.match(name):
-        module.fail_json(msg=f"name '{name}' must use letters, digits and '_' only")
-    folder = Path(module.params["dir"])
-    path = folder / f"{name}.fact"
-    text = render(module.params["data"])
-    before = path.read_text(encoding="utf-8") if path.is_file() else ""
-    changed = before != text
-    if changed and not module.check_mode:
-        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
-        write_atomic(path, text)
-    facts = read_local_facts(folder)
-    facts[name] = json.loads(text)
-    module.exit_json(
-        changed=changed,
-        path=str(path),
-        diff={
-            "before": before,
-            "after": text,
-            "before_header": str(path),
-            "after_header": str(path),
-        },
-        ansible_facts={"ansible_local": facts},
+        handle,
     )
 
 

@@ -109,32 +109,21 @@ state:
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.host_state import collect
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "run_id": {"type": "str", "required": True},
-            "host": {"type": "str", "required": True},
-            "dpkg_status": {"type": "path", "default": "/var/lib/dpkg/status"},
-            "venv_roots": {"type": "list", "elements": "path", "default": ["/opt/llmhost"]},
-            "venv_max_depth": {"type": "int", "default": 4},
-            "units": {"type": "list", "elements": "str", "default": ["/etc/systemd/system/**"]},
-            "files": {"type": "list", "elements": "str", "default": []},
-            "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},
-            "certificate": {"type": "path", "default": ""},
-            "machine_id_file": {"type": "path", "default": "/etc/machine-id"},
-            "run_specific": {"type": "list", "elements": "dict", "default": []},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
+def handle(request: Request) -> dict[str, Any]:
+    params = request.params
     bad = [r for r in params["run_specific"] if not isinstance(r.get("key"), str)]
     if bad:
-        module.fail_json(msg=f"run_specific: each rule needs a 'key' pattern, got {bad}")
+        raise ModuleFailure(f"run_specific: each rule needs a 'key' pattern, got {bad}")
     try:
         state = collect(
             host=params["host"],
@@ -151,8 +140,27 @@ def main() -> None:
             run_specific=params["run_specific"],
         )
     except (OSError, ValueError) as error:
-        module.fail_json(msg=f"cannot collect the host's state: {error}")
-    module.exit_json(changed=False, state=state)
+        raise ModuleFailure(f"cannot collect the host's state: {error}") from error
+    return {"changed": False, "state": state}
+
+
+def main() -> None:
+    run_module(
+        {
+            "run_id": {"type": "str", "required": True},
+            "host": {"type": "str", "required": True},
+            "dpkg_status": {"type": "path", "default": "/var/lib/dpkg/status"},
+            "venv_roots": {"type": "list", "elements": "path", "default": ["/opt/llmhost"]},
+            "venv_max_depth": {"type": "int", "default": 4},
+            "units": {"type": "list", "elements": "str", "default": ["/etc/systemd/system/**"]},
+            "files": {"type": "list", "elements": "str", "default": []},
+            "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},
+            "certificate": {"type": "path", "default": ""},
+            "machine_id_file": {"type": "path", "default": "/etc/machine-id"},
+            "run_specific": {"type": "list", "elements": "dict", "default": []},
+        },
+        handle,
+    )
 
 
 if __name__ == "__main__":

@@ -60,25 +60,32 @@ markdown:
 """
 
 from pathlib import Path
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.host_state import (
     compare,
     read_state,
     render_markdown,
 )
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    Request,
+    run_module,
+)
+
+
+def handle(request: Request) -> dict[str, Any]:
+    report = compare(read_state(Path(request.params["previous"])), request.params["current"])
+    return {"changed": False, "report": report, "markdown": render_markdown(report)}
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "current": {"type": "dict", "required": True},
             "previous": {"type": "path", "required": True},
         },
-        supports_check_mode=True,
+        handle,
     )
-    report = compare(read_state(Path(module.params["previous"])), module.params["current"])
-    module.exit_json(changed=False, report=report, markdown=render_markdown(report))
 
 
 if __name__ == "__main__":

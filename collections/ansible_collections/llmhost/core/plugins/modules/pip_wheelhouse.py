@@ -123,8 +123,12 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmhost.core.plugins.module_utils.digests import sha256_file
+from ansible_collections.llmhost.core.plugins.module_utils.module import (
+    ModuleFailure,
+    Request,
+    run_module,
+)
 
 MANIFEST = ".llmhost-wheelhouse.json"
 _PIN = re.compile(r"^[A-Za-z0-9_.\-]+(\[[A-Za-z0-9_,\-]+\])?==[^\s=<>!~*]+$")
@@ -273,60 +277,51 @@ def write_manifest(dest: Path, key: str, requirements: list[str], version: str) 
     return manifest
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "requirements": {"type": "list", "elements": "str", "required": True},
-            "dest": {"type": "path", "required": True},
-            "python_version": {"type": "str", "required": True},
-            "platforms": {"type": "list", "elements": "str"},
-            "glibc_version": {"type": "str"},
-            "architecture": {"type": "str"},
-            "extra_args": {"type": "list", "elements": "str", "default": [], "no_log": False},
-            "archive": {"type": "bool", "default": False},
-            "python": {"type": "path", "default": "python3"},
-            "timeout": {"type": "int", "default": 1800},
-        },
-        supports_check_mode=True,
-    )
-    p = module.params
+def _platforms(p: dict[str, Any]) -> list[str]:
+    if p["platforms"]:
+        return p["platforms"]
+    if not (p["glibc_version"] and p["architecture"]):
+        raise ModuleFailure("give platforms, or glibc_version and architecture")
+    try:
+        return manylinux_platforms(p["glibc_version"], p["architecture"])
+    except ValueError as exc:
+        raise ModuleFailure(str(exc)) from exc
+
+
+def handle(request: Request) -> dict[str, Any]:
+    p = request.params
     requirements = clean_requirements(p["requirements"])
     loose = unpinned(requirements)
     if loose:
-        module.fail_json(msg=f"requirements must be exact pins (name==version); fix: {loose}")
+        raise ModuleFailure(f"requirements must be exact pins (name==version); fix: {loose}")
     if not re.fullmatch(r"3\.\d+", p["python_version"]):
-        module.fail_json(msg=f"python_version must look like 3.11, got '{p['python_version']}'")
-    platforms = p["platforms"]
-    if not platforms:
-        if not (p["glibc_version"] and p["architecture"]):
-            module.fail_json(msg="give platforms, or glibc_version and architecture")
-        try:
-            platforms = manylinux_platforms(p["glibc_version"], p["architecture"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
+        raise ModuleFailure(f"python_version must look like 3.11, got '{p['python_version']}'")
+    platforms = _platforms(p)
     dest = Path(p["dest"])
     key = wheelhouse_key(requirements, p["python_version"], platforms)
     intact, reason, manifest = verify(dest, key)
     archive = str(dest.with_name(dest.name + ".tar")) if p["archive"] else ""
 
-    def finish(changed: bool, wheels: list[dict[str, Any]], why: str) -> None:
-        module.exit_json(
-            changed=changed,
-            dest=str(dest),
-            key=key,
-            wheels=wheels,
-            total_bytes=sum(w["bytes"] for w in wheels),
-            archive=archive,
-            reason=why,
-        )
+    def finish(changed: bool, wheels: list[dict[str, Any]], why: str) -> dict[str, Any]:
+        return {
+            "changed": changed,
+            "dest": str(dest),
+            "key": key,
+            "wheels": wheels,
+            "total_bytes": sum(w["bytes"] for w in wheels),
+            "archive": archive,
+            "reason": why,
+        }
 
     if intact and manifest is not None:
         rebuild = p["archive"] and not archive_current(dest)
-        if rebuild and not module.check_mode:
+        if rebuild and not request.check_mode:
             build_archive(dest)
-        finish(rebuild, manifest["wheels"], "wheels intact; archive rebuilt" if rebuild else reason)
-    if module.check_mode:
-        finish(True, [], reason)
+        return finish(
+            rebuild, manifest["wheels"], "wheels intact; archive rebuilt" if rebuild else reason
+        )
+    if request.check_mode:
+        return finish(True, [], reason)
     dest.mkdir(parents=True, exist_ok=True)
     prune(dest, key)
     req_file = dest / "requirements.txt"
@@ -340,15 +335,33 @@ def main() -> None:
             cmd, capture_output=True, text=True, timeout=p["timeout"], check=False
         )
     except subprocess.TimeoutExpired:
-        module.fail_json(msg=f"pip download took longer than {p['timeout']} s", cmd=cmd)
+        raise ModuleFailure(f"pip download took longer than {p['timeout']} s", cmd=cmd) from None
     if proc.returncode != 0:
-        module.fail_json(
-            msg="pip download failed: " + proc.stderr[-2000:], cmd=cmd, rc=proc.returncode
+        raise ModuleFailure(
+            "pip download failed: " + proc.stderr[-2000:], cmd=cmd, rc=proc.returncode
         )
     manifest = write_manifest(dest, key, requirements, p["python_version"])
     if p["archive"]:
         build_archive(dest)
-    finish(True, manifest["wheels"], reason)
+    return finish(True, manifest["wheels"], reason)
+
+
+def main() -> None:
+    run_module(
+        {
+            "requirements": {"type": "list", "elements": "str", "required": True},
+            "dest": {"type": "path", "required": True},
+            "python_version": {"type": "str", "required": True},
+            "platforms": {"type": "list", "elements": "str"},
+            "glibc_version": {"type": "str"},
+            "architecture": {"type": "str"},
+            "extra_args": {"type": "list", "elements": "str", "default": [], "no_log": False},
+            "archive": {"type": "bool", "default": False},
+            "python": {"type": "path", "default": "python3"},
+            "timeout": {"type": "int", "default": 1800},
+        },
+        handle,
+    )
 
 
 if __name__ == "__main__":
