@@ -82,28 +82,6 @@ def test_compute_apps_busy() -> None:
     ]
 
 
-def test_gpu_list(h100_capture: dict[str, str]) -> None:
-    assert nvidia_smi.parse_gpu_list(h100_capture["nvidia-smi-L.txt"]) == [
-        {
-            "index": 0,
-            "name": "NVIDIA H100 80GB HBM3",
-            "uuid": "GPU-19940345-baa2-2834-39c2-c92ce857abb1",
-            "mig_devices": [],
-        }
-    ]
-
-
-def test_gpu_list_with_mig_devices() -> None:
-    text = (
-        "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-aaaa)\n"
-        "  MIG 1g.5gb      Device  0: (UUID: MIG-bbbb)\n"
-        "GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-cccc)\n"
-    )
-    gpus = nvidia_smi.parse_gpu_list(text)
-    assert [gpu["uuid"] for gpu in gpus] == ["GPU-aaaa", "GPU-cccc"]
-    assert gpus[0]["mig_devices"] == [{"profile": "1g.5gb", "index": 0, "uuid": "MIG-bbbb"}]
-
-
 @pytest.mark.parametrize(
     ("installed", "wanted", "status"),
     [

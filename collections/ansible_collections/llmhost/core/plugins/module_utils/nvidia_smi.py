@@ -51,8 +51,6 @@ _NOT_AVAILABLE = frozenset(
 _LEADING_NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?")
 _CUDA_VERSION = re.compile(r"CUDA Version\s*:?\s*(\d+(?:\.\d+)*)")
 _NVRM_VERSION = re.compile(r"NVRM version:.*?\s(\d+\.\d+(?:\.\d+)?)(?:\s|$)")
-_GPU_LINE = re.compile(r"^GPU\s+(\d+):\s*(.*?)\s*\(UUID:\s*([^)]+)\)\s*$")
-_MIG_LINE = re.compile(r"^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*([^)]+)\)\s*$")
 _VERSION = re.compile(r"^\d+(?:\.\d+)*$")
 
 
@@ -182,29 +180,6 @@ def parse_proc_driver_version(text: str) -> str | None:
     """The kernel module version from /proc/driver/nvidia/version ("580.159.04")."""
     match = _NVRM_VERSION.search(text)
     return match.group(1) if match else None
-
-
-def parse_gpu_list(text: str) -> list[dict[str, Any]]:
-    """Parse ``nvidia-smi -L``: [{index, name, uuid, mig_devices: [{profile, index, uuid}]}]."""
-    gpus: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        gpu = _GPU_LINE.match(line)
-        if gpu:
-            gpus.append(
-                {
-                    "index": int(gpu.group(1)),
-                    "name": gpu.group(2),
-                    "uuid": gpu.group(3).strip(),
-                    "mig_devices": [],
-                }
-            )
-            continue
-        mig = _MIG_LINE.match(line)
-        if mig and gpus:
-            gpus[-1]["mig_devices"].append(
-                {"profile": mig.group(1), "index": int(mig.group(2)), "uuid": mig.group(3).strip()}
-            )
-    return gpus
 
 
 def _version_parts(version: str) -> list[str]:

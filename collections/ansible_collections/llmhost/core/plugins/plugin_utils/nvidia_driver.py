@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -486,11 +486,6 @@ class _SortKey:
 
     def __lt__(self, other: _SortKey) -> bool:
         return compare_versions(self.version, other.version) < 0
-
-
-def supported_platforms(names: Sequence[str]) -> list[str]:
-    """Platform file names (Ubuntu-24.04.yml) as the messages show them."""
-    return sorted(name.removesuffix(".yml") for name in names)
 
 
 # --- verification ---------------------------------------------------------------------

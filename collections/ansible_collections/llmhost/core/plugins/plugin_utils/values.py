@@ -44,22 +44,6 @@ def as_int(value: object) -> int | None:
     return None
 
 
-def is_blank(value: object) -> bool:
-    """None, an empty/whitespace string, or an empty list/dict: 'not filled in'."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, (list, tuple, Mapping)):
-        return len(value) == 0
-    return False
-
-
-def is_text(value: object) -> bool:
-    """A string with something other than whitespace in it."""
-    return isinstance(value, str) and bool(value.strip())
-
-
 def show(value: object) -> str:
     """How a bad value is quoted in a message: short, typed, and secrets redacted."""
     if value is None:
