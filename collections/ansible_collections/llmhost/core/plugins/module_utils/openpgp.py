@@ -6,6 +6,14 @@ block, splits it into packets and computes the fingerprints of the primary keys
 (v4: SHA-1, v5/v6: SHA-256) and their subkeys. It never verifies signatures: apt
 (gpgv/sqv) does that with the keyring this produces; the fingerprint pin decides which
 keyring apt gets.
+
+Why not community.crypto's gpg_fingerprint filter/lookup (community.crypto 3.0.5 in the
+pinned bundle): it runs on the control node and shells out to the gpg binary there, so it
+cannot see a key the host downloads (the url option; the download and the check would be
+two machines apart); it returns only the first primary key's fingerprint (the first
+`fpr:` line of `gpg --import-options show-only`), so a block carrying a second primary key
+passes, and apt would trust that one too; and it does not produce the dearmored keyring
+apt's Signed-By reads. Neither tool checks expiry: apt refuses an expired key itself.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ from typing import Any
 
 ARMOR_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 ARMOR_END = "-----END PGP PUBLIC KEY BLOCK-----"
-TAG_SIGNATURE = 2
 TAG_PUBLIC_KEY = 6
 TAG_USER_ID = 13
 TAG_PUBLIC_SUBKEY = 14

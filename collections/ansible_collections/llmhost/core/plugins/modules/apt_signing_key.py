@@ -1,5 +1,12 @@
 #!/usr/bin/python
-"""llmhost.core.apt_signing_key: an APT repository key, trusted only by its fingerprint."""
+"""llmhost.core.apt_signing_key: an APT repository key, trusted only by its fingerprint.
+
+The key is read by module_utils/openpgp.py, not by community.crypto.gpg_fingerprint: that
+plugin runs on the control node with its gpg binary (the key here is downloaded on the
+host), returns only the first primary key's fingerprint of a block (a second key would pass
+and be trusted by apt), and does not write the binary keyring apt reads. The full reasons:
+roles/nvidia_driver/README.md, "Signing keys".
+"""
 # Ansible layout: the documentation blocks come before the imports.
 # ruff: noqa: E402
 
