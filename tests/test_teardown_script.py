@@ -122,6 +122,19 @@ def test_stub_status_refuses_other_pages() -> None:
         td.parse_stub_status("<html>404</html>")
 
 
+def test_parse_metrics_agrees_with_prometheus_client() -> None:
+    """The script's stdlib reader (no prometheus_client on the host's python3, see the role
+    README) yields prometheus_client's samples: names, labels (unescaped) and values."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    want = [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(METRICS)
+        for s in family.samples
+    ]
+    assert [(s.name, s.labels, s.value) for s in td.parse_metrics(METRICS)] == want
+
+
 def test_parse_metrics_sums_and_key_series() -> None:
     samples = td.parse_metrics(METRICS)
     assert td.metric_sum(samples, "vllm:num_requests_running") == 3.0

@@ -225,6 +225,24 @@ def test_parse_metrics_sums_the_three_series_over_their_engines() -> None:
     assert progress == liveness.Progress(running=32 + 1, waiting=4, tokens=100 + 500 + 10)
 
 
+def test_parse_metrics_agrees_with_prometheus_client() -> None:
+    """The watchdog's stdlib reading (no prometheus_client on the host's python3, see the
+    role README) gives prometheus_client's sums on vLLM's page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = _metrics(running=7, waiting=2, prompt=30, gen=40)
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    expected = liveness.Progress(
+        running=sums["vllm:num_requests_running"],
+        waiting=sums["vllm:num_requests_waiting"],
+        tokens=sums["vllm:prompt_tokens_total"] + sums["vllm:generation_tokens_total"],
+    )
+    assert liveness.parse_metrics(text) == expected
+
+
 def test_parse_metrics_without_vllms_series_tells_nothing() -> None:
     assert liveness.parse_metrics("") is None
     assert liveness.parse_metrics("# just comments\nhttp_requests_total 3\n") is None
