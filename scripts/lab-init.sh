@@ -13,11 +13,14 @@
 #                                     vault-encrypted (git-ignored):
 #                                       vault_llmhost_vllm_api_key
 #                                       vault_gateway_keys: {lab_eval, lab_load}
+#                                       vault_backup_password
 #                                     values from .cache/secrets/ when an older
 #                                     lab run left them there, else random
 #
 # A vault.yml that lab.pass does not open is refused (delete both to make a
-# new pair). scripts/labhost.sh up runs this first.
+# new pair). A vault of an older lab that lacks a key made later
+# (vault_backup_password) gets it added, its other keys kept. scripts/labhost.sh
+# up runs this first.
 #
 # Environment:
 #   LLMHOST_ROOT            where the files above go (default: this repository)
@@ -38,7 +41,7 @@ readonly VAULT_FILE="${ROOT}/inventories/lab/group_vars/all/vault.yml"
 readonly LEGACY_SECRETS="${ROOT}/.cache/secrets"
 
 usage() {
-  sed -n '2,25s/^# \{0,1\}//p' "${LLMHOST_SCRIPTS_DIR}/lab-init.sh"
+  sed -n '2,28s/^# \{0,1\}//p' "${LLMHOST_SCRIPTS_DIR}/lab-init.sh"
 }
 
 # Paths in messages: relative to the root when under it.
@@ -125,6 +128,34 @@ print("vault_gateway_keys:")
 for tenant in ("lab_eval", "lab_load"):
     print(f"  {tenant}: '{value('gateway_key_' + tenant)}'")
 PY
+  backup_password_line
+}
+
+# The restic repository's password (roles/backup), random.
+backup_password_line() {
+  python3 -c 'import secrets, string
+abc = string.ascii_letters + string.digits
+print("vault_backup_password: \x27" + "".join(secrets.choice(abc) for _ in range(40)) + "\x27")'
+}
+
+# Keys added after a lab's vault was made: appended to the decrypted text in a pipe, the
+# vault written anew (same password), its other keys as they were.
+vault_upgrade() {
+  local av=$1
+  if "${av}" view --vault-password-file "${VAULT_PASS}" "${VAULT_FILE}" | grep -q '^vault_backup_password:'; then
+    return 0
+  fi
+  TMP="$(mktemp "${VAULT_PASS_DIR}/.vault.yml.XXXXXX")"
+  { "${av}" view --vault-password-file "${VAULT_PASS}" "${VAULT_FILE}" && backup_password_line; } |
+    "${av}" encrypt --vault-password-file "${VAULT_PASS}" --output "${TMP}" - \
+      2> >(grep -v '^Encryption successful' >&2) ||
+    die "could not add vault_backup_password to $(rel "${VAULT_FILE}") (see above)"
+  "${av}" view --vault-password-file "${VAULT_PASS}" "${TMP}" | grep -q '^vault_backup_password:' ||
+    die "the rewritten vault does not hold vault_backup_password"
+  chmod 0600 "${TMP}"
+  mv "${TMP}" "${VAULT_FILE}"
+  TMP=""
+  log "added vault_backup_password to $(rel "${VAULT_FILE}") (its other keys kept)"
 }
 
 # The plaintext goes through a pipe into ansible-vault; only the encrypted
@@ -135,6 +166,7 @@ vault_file() {
     if ! "${av}" view --vault-password-file "${VAULT_PASS}" "${VAULT_FILE}" >/dev/null 2>&1; then
       die "$(rel "${VAULT_FILE}") cannot be decrypted with $(rel "${VAULT_PASS}"): these two files disagree. Restore the matching password file, or delete both to make a new pair (the lab's API and gateway keys change): rm -f ${VAULT_FILE} ${VAULT_PASS}"
     fi
+    vault_upgrade "${av}"
     return 0
   fi
   (umask 022 && mkdir -p "$(dirname "${VAULT_FILE}")")

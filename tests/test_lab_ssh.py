@@ -77,11 +77,19 @@ def test_creates_key_pair_password_and_vault(tmp_path: Path) -> None:
 
     assert (tmp_path / VAULT).read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
     data = _view(tmp_path)
-    assert set(data) == {"vault_llmhost_vllm_api_key", "vault_gateway_keys"}
+    assert set(data) == {
+        "vault_llmhost_vllm_api_key",
+        "vault_gateway_keys",
+        "vault_backup_password",
+    }
     assert set(data["vault_gateway_keys"]) == {"lab_eval", "lab_load"}
-    keys = [data["vault_llmhost_vllm_api_key"], *data["vault_gateway_keys"].values()]
+    keys = [
+        data["vault_llmhost_vllm_api_key"],
+        *data["vault_gateway_keys"].values(),
+        data["vault_backup_password"],
+    ]
     assert all(re.fullmatch(r"[A-Za-z0-9]{40}", k) for k in keys), "40 alphanumerics each"
-    assert len(set(keys)) == 3
+    assert len(set(keys)) == 4
     # No plaintext (nor temp file) left anywhere.
     for p in tmp_path.rglob("*"):
         if p.is_file():
@@ -115,6 +123,43 @@ def test_reuses_the_keys_of_older_lab_runs(tmp_path: Path) -> None:
         "lab_eval": old["gateway_key_lab_eval"],
         "lab_load": old["gateway_key_lab_load"],
     }
+
+
+def test_adds_a_later_key_to_an_older_vault(tmp_path: Path) -> None:
+    """A lab vault made before roles/backup existed gets vault_backup_password added; its
+    other keys, the password file and the vault's password stay."""
+    assert _init(tmp_path).returncode == 0
+    data = _view(tmp_path)
+    older = {k: v for k, v in data.items() if k != "vault_backup_password"}
+    password = (tmp_path / PASS).read_bytes()
+    subprocess.run(
+        [
+            str(ANSIBLE_VAULT),
+            "encrypt",
+            "--vault-password-file",
+            str(tmp_path / PASS),
+            "--output",
+            str(tmp_path / VAULT),
+            "-",
+        ],
+        input=yaml.safe_dump(older),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "vault_backup_password" not in _view(tmp_path)
+    result = _init(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "added vault_backup_password" in result.stderr
+    upgraded = _view(tmp_path)
+    assert {k: v for k, v in upgraded.items() if k != "vault_backup_password"} == older
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", upgraded["vault_backup_password"])
+    assert (tmp_path / PASS).read_bytes() == password
+    assert _mode(tmp_path / VAULT) == 0o600
+    assert sorted(p.name for p in (tmp_path / ".cache/vault").iterdir()) == ["lab.pass"]
+    second = _init(tmp_path)
+    assert "added" not in second.stderr
+    assert _view(tmp_path) == upgraded
 
 
 def test_keeps_existing_files(tmp_path: Path) -> None:

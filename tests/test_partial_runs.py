@@ -77,6 +77,7 @@ SERVE_TAGS = [
     "vllm",
     "gateway",
     "monitoring",
+    "backup",
 ]
 
 CONTAINER = LAB_ENV["LLMHOST_LAB_NAME"]

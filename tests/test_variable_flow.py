@@ -35,6 +35,7 @@ OVERRIDES: dict[str, Any] = {
     "evaluation_load_requests": 5,
     "monitoring_retention_time": "3d",
     "teardown_drain_timeout_s": 77,
+    "backup_keep_daily": 11,
 }
 
 
@@ -135,6 +136,7 @@ def test_the_inventory_overrides_one_variable_of_every_role(tmp_path: Path) -> N
             {
                 "vault_llmhost_vllm_api_key": "k" * 40,
                 "vault_gateway_keys": {"lab_eval": "e" * 40, "lab_load": "l" * 40},
+                "vault_backup_password": "b" * 40,
             }
         ),
         encoding="utf-8",
