@@ -25,7 +25,10 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import write_if_changed
+from ansible_collections.llmhost.core.plugins.module_utils.evidence_bundle import (
+    host_folder,
+    write_if_changed,
+)
 
 DOCUMENTATION = r"""
 module: evidence_write
@@ -82,8 +85,7 @@ def render(content: Any) -> str:
 
 def target_dir(bundle: str, host: str, play_hosts: list[str]) -> Path:
     """The host's folder in the bundle: its own when the play has several hosts."""
-    base = Path(bundle)
-    return base / host if len(play_hosts) > 1 else base
+    return Path(host_folder(bundle, host, play_hosts))
 
 
 def safe_name(name: str) -> str:

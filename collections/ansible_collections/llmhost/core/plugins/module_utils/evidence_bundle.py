@@ -28,6 +28,15 @@ from ansible_collections.llmhost.core.plugins.module_utils.digests import (
 MANIFEST_NAME = "MANIFEST.sha256"
 
 
+def host_folder(bundle: str, host: str, play_hosts: list[str]) -> str:
+    """A host's folder in the bundle: ``<bundle>/<host>`` when the play has several hosts,
+    else ``<bundle>``; empty when there is no bundle. The one rule for every writer
+    (evidence_write, the llmhost.core.evidence_folder filter)."""
+    if not bundle:
+        return ""
+    return f"{bundle}/{host}" if len(play_hosts) > 1 else bundle
+
+
 @dataclass
 class Verification:
     """What verify() found; ok when the bundle equals its manifest exactly."""
