@@ -12,6 +12,15 @@ PY ?= python3
 STAMP := $(VENV)/.llmhost-$(shell cat requirements.txt constraints.txt training/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 ROLES_WITH_MOLECULE := $(sort $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml)))
 ROLE ?=
+# The slowest scenarios first, so two at a time finish together (durations in the note).
+MOLECULE_SLOW := vllm monitoring gateway teardown mini_gpt2_training
+MOLECULE_ORDER := $(foreach r,$(MOLECULE_SLOW),$(filter $(r),$(ROLES_WITH_MOLECULE))) $(filter-out $(MOLECULE_SLOW),$(ROLES_WITH_MOLECULE))
+JOBS ?= $(if $(ROLE),1,2)
+export JOBS
+# pytest workers: the unit tests on every core; the two lab-test modules (partial runs,
+# fleet) side by side, each on its own containers and ports.
+UNIT_JOBS ?= auto
+LAB_JOBS ?= 2
 PROMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
 PROMTOOL := .cache/tools/prometheus-$(PROMTOOL_VERSION)/usr/bin/promtool
 AMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus-alertmanager: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
@@ -122,21 +131,16 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 
 .PHONY: unit
 unit: venv tools browser ## pytest without the lab hosts: unit tests, templates, parsers, refusals
-	pytest -q -m "not lab" tests
+	pytest -q -n $(UNIT_JOBS) --dist loadfile -m "not lab" tests
 
 .PHONY: lab-tests
 lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under load, partial runs)
-	pytest -q -m lab tests
+	bash scripts/lab-init.sh
+	pytest -q -n $(LAB_JOBS) --dist loadfile -m lab tests
 
 .PHONY: molecule
-molecule: venv images ## Molecule scenarios (all, or ROLE=x)
-	@roles="$(if $(ROLE),$(ROLE),$(ROLES_WITH_MOLECULE))"; \
-	for r in $$roles; do \
-	  test -f roles/$$r/molecule/default/molecule.yml || { echo "no molecule scenario for role '$$r'"; exit 2; }; \
-	  echo "[llmhost] molecule test: $$r"; start=$$(date +%s); \
-	  (cd roles/$$r && LLMHOST_ROLE=$$r molecule -c $(ROOT)/molecule/base.yml test); \
-	  echo "[llmhost] molecule $$r passed in $$(( $$(date +%s) - start )) s"; \
-	done
+molecule: venv images ## Molecule scenarios (all, or ROLE=x; JOBS=n at a time, 2 for all)
+	@bash scripts/molecule.sh $(if $(ROLE),$(ROLE),$(MOLECULE_ORDER))
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not the evidence)

@@ -341,7 +341,7 @@ wait_for_sshd() {
 # Pin the container's host key: replace this address's line in known_hosts
 # (a recreated container has a new key; other labs' lines stay).
 write_known_hosts() {
-  local key host tmp
+  local key host tmp lock
   key="$(docker exec "${NAME}" cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null)" ||
     die "cannot read /etc/ssh/ssh_host_ed25519_key.pub in ${NAME}"
   read -r -a key <<<"${key}"
@@ -353,6 +353,10 @@ write_known_hosts() {
     host="[${BIND_ADDR}]:${SSH_PORT}"
   fi
   install -d -m 0700 "${SSH_DIR}"
+  # Several labs start at once (make lab-tests runs two modules side by side): the
+  # read-modify-write of the shared file holds a lock, so no lab's line is lost.
+  exec {lock}>"${SSH_DIR}/.known_hosts.lock"
+  flock "${lock}"
   tmp="$(mktemp "${SSH_DIR}/.known_hosts.XXXXXX")"
   if [[ -f "${KNOWN_HOSTS}" ]]; then
     awk -v h="${host}" '$1 != h' "${KNOWN_HOSTS}" >"${tmp}"
@@ -360,6 +364,7 @@ write_known_hosts() {
   printf '%s %s %s\n' "${host}" "${key[0]}" "${key[1]}" >>"${tmp}"
   chmod 0600 "${tmp}"
   mv "${tmp}" "${KNOWN_HOSTS}"
+  exec {lock}>&-
 }
 
 # --- commands ---------------------------------------------------------------
@@ -368,7 +373,9 @@ cmd_up() {
   local start image_id cfg cstate cimage ccfg
   start="$(now_us)"
   build_run_args
-  LLMHOST_ROOT="${ROOT}" bash "${LLMHOST_SCRIPTS_DIR}/lab-init.sh"
+  # One lab-init at a time (it creates the key pair and the vault on a first run).
+  install -d -m 0700 "${ROOT}/.cache"
+  flock "${ROOT}/.cache/.lab-init.lock" env LLMHOST_ROOT="${ROOT}" bash "${LLMHOST_SCRIPTS_DIR}/lab-init.sh"
   if [[ "${LLMHOST_LAB_SKIP_PREPARE:-0}" == 1 ]]; then
     require_engine
   else
