@@ -131,18 +131,21 @@ lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under
 .PHONY: molecule
 # One run per role and distribution: DISTRO=debian13 picks one for all; otherwise a role
 # runs on MOLECULE_DISTROS_<role>, else on debian12. Each run gets its own pair of
-# loopback ports (the container's 443 and 8000, molecule/base.yml), derived from the role
-# and distribution so that scenarios can run side by side and reruns reuse them.
+# loopback ports (the container's 443 and 8000, molecule/base.yml), its own container
+# name and Molecule folder, derived from this checkout, the role and the distribution:
+# scenarios (and two worktrees on one machine) can run side by side; reruns reuse them.
 DISTRO ?=
+MOLECULE_CHECKOUT := $(shell printf '%s' "$(ROOT)" | cksum | cut -c1-5)
 MOLECULE_DISTROS_preflight := debian12 debian13
 MOLECULE_RUNS = $(foreach r,$(if $(ROLE),$(ROLE),$(ROLES_WITH_MOLECULE)),$(foreach d,$(or $(DISTRO),$(MOLECULE_DISTROS_$(r)),debian12),$(r):$(d)))
 molecule: venv images ## Molecule scenarios (all, or ROLE=x; DISTRO=debian13 for another distribution)
 	@for run in $(MOLECULE_RUNS); do \
 	  r=$${run%%:*}; d=$${run#*:}; \
 	  test -f roles/$$r/molecule/default/molecule.yml || { echo "no molecule scenario for role '$$r'"; exit 2; }; \
-	  port=$$(( 20000 + $$(printf '%s' "$$r-$$d" | cksum | cut -d' ' -f1) % 4000 * 2 )); \
+	  port=$$(( 20000 + $$(printf '%s' "$(ROOT) $$r-$$d" | cksum | cut -d' ' -f1) % 4000 * 2 )); \
 	  echo "[llmhost] molecule test: $$r on $$d (127.0.0.1:$$port -> 443, :$$((port + 1)) -> 8000)"; start=$$(date +%s); \
 	  (cd roles/$$r && LLMHOST_ROLE=$$r LLMHOST_DISTRO=$$d LLMHOST_MOL_HTTPS_PORT=$$port LLMHOST_MOL_HTTP_PORT=$$((port + 1)) \
+	    LLMHOST_MOL_CHECKOUT=-$(MOLECULE_CHECKOUT) MOLECULE_EPHEMERAL_DIRECTORY=$(HOME)/.ansible/tmp/llmhost-mol-$(MOLECULE_CHECKOUT)-$$r-$$d \
 	    molecule -c $(ROOT)/molecule/base.yml test); \
 	  echo "[llmhost] molecule $$r on $$d passed in $$(( $$(date +%s) - start )) s"; \
 	done
