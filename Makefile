@@ -145,7 +145,7 @@ molecule: venv images ## Molecule scenarios (all, or ROLE=x; DISTRO=debian13 for
 	  port=$$(( 20000 + $$(printf '%s' "$(ROOT) $$r-$$d" | cksum | cut -d' ' -f1) % 4000 * 2 )); \
 	  echo "[llmhost] molecule test: $$r on $$d (127.0.0.1:$$port -> 443, :$$((port + 1)) -> 8000)"; start=$$(date +%s); \
 	  (cd roles/$$r && LLMHOST_ROLE=$$r LLMHOST_DISTRO=$$d LLMHOST_MOL_HTTPS_PORT=$$port LLMHOST_MOL_HTTP_PORT=$$((port + 1)) \
-	    LLMHOST_MOL_CHECKOUT=-$(MOLECULE_CHECKOUT) MOLECULE_EPHEMERAL_DIRECTORY=$(HOME)/.ansible/tmp/llmhost-mol-$(MOLECULE_CHECKOUT)-$$r-$$d \
+	    LLMHOST_MOL_CHECKOUT=$(MOLECULE_CHECKOUT) MOLECULE_EPHEMERAL_DIRECTORY=$(HOME)/.ansible/tmp/llmhost-mol-$(MOLECULE_CHECKOUT)-$$r-$$d \
 	    molecule -c $(ROOT)/molecule/base.yml test); \
 	  echo "[llmhost] molecule $$r on $$d passed in $$(( $$(date +%s) - start )) s"; \
 	done
