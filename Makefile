@@ -139,8 +139,17 @@ lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under
 	pytest -q -n $(LAB_JOBS) --dist loadfile -m lab tests
 
 .PHONY: molecule
-molecule: venv images ## Molecule scenarios (all, or ROLE=x; JOBS=n at a time, 2 for all)
-	@bash scripts/molecule.sh $(if $(ROLE),$(ROLE),$(MOLECULE_ORDER))
+# One run per role and distribution: DISTRO=debian13 picks one for all; otherwise a role
+# runs on MOLECULE_DISTROS_<role>, else on debian12. scripts/molecule.sh gives each run its
+# own pair of loopback ports (the container's 443 and 8000, molecule/base.yml), container
+# name and Molecule folder, derived from this checkout: runs (and two worktrees on one
+# machine) go side by side, JOBS at a time (2 for all, 1 for ROLE=x), slowest first.
+DISTRO ?=
+MOLECULE_DISTROS_preflight := debian12 debian13
+MOLECULE_RUNS = $(foreach r,$(if $(ROLE),$(ROLE),$(MOLECULE_ORDER)),$(foreach d,$(or $(DISTRO),$(MOLECULE_DISTROS_$(r)),debian12),$(r):$(d)))
+molecule: venv images ## Molecule scenarios (all, or ROLE=x; DISTRO=debian13; JOBS=n at a time)
+	@bash scripts/molecule.sh $(MOLECULE_RUNS)
+
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not the evidence)

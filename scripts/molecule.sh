@@ -1,59 +1,82 @@
 #!/usr/bin/env bash
-# Run the Molecule scenario of each role named, JOBS at a time (make molecule; JOBS=1 by
-# default for one role, 2 for all). Every scenario has its own container name and its own
-# published loopback port, so two can run at once; with JOBS>1 each scenario's output goes
-# to .cache/molecule/<role>.log and is printed whole when it fails. The exit status is
-# non-zero when any scenario failed; a table of durations ends the run.
-#   scripts/molecule.sh ROLE...
+# Run Molecule scenarios, JOBS at a time (make molecule: 2 for all, 1 for ROLE=x).
+#   scripts/molecule.sh ROLE[:DISTRO]...      (DISTRO: debian12, the default, or debian13)
+# Each run gets its own container name, Molecule folder and pair of ports on 127.0.0.1
+# (the container's 443 and 8000; molecule/base.yml), derived from this checkout and the
+# run's place in the list, so runs, and two worktrees on one machine, go side by side.
+# With JOBS>1 each run's output goes to .cache/molecule/<role>-<distro>.log and is printed
+# whole when it fails. Exit status: non-zero when any run failed. A table of durations
+# ends the run.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${JOBS:-1}
 logs="${root}/.cache/molecule"
-mkdir -p "${logs}"
-[ "$#" -gt 0 ] || { echo "usage: scripts/molecule.sh ROLE..." >&2; exit 2; }
-for r in "$@"; do
+[ "$#" -gt 0 ] || { echo "usage: scripts/molecule.sh ROLE[:DISTRO]..." >&2; exit 2; }
+for run in "$@"; do
+  r=${run%%:*}
   [ -f "${root}/roles/${r}/molecule/default/molecule.yml" ] \
     || { echo "[llmhost] no molecule scenario for role '${r}'" >&2; exit 2; }
 done
+mkdir -p "${logs}"
+checkout=$(printf '%s' "${root}" | cksum | cut -c1-5)
+# 20000-27999, 40 ports per checkout (20 runs): other checkouts rarely share the block.
+base=$(( 20000 + $(printf '%s' "${root}" | cksum | cut -d' ' -f1) % 200 * 40 ))
 
-one() {  # one scenario; writes its duration and result to ${logs}/<role>.result
-  local r=$1 start rc
+one() {  # one run; writes "<seconds> <rc>" to ${logs}/<name>.result
+  local run=$1 port=$2 r d name start rc
+  r=${run%%:*}
+  d=${run#*:}
+  [ "${d}" = "${run}" ] && d=debian12
+  name="${r}-${d}"
   start=$(date +%s)
-  if [ "${jobs}" -gt 1 ]; then
-    (cd "${root}/roles/${r}" && LLMHOST_ROLE="${r}" molecule -c "${root}/molecule/base.yml" test) \
-      >"${logs}/${r}.log" 2>&1
-  else
-    (cd "${root}/roles/${r}" && LLMHOST_ROLE="${r}" molecule -c "${root}/molecule/base.yml" test)
-  fi
+  echo "[llmhost] molecule test: ${r} on ${d} (127.0.0.1:${port} -> 443, :$((port + 1)) -> 8000)"
+  (
+    cd "${root}/roles/${r}" || exit 2
+    export LLMHOST_ROLE="${r}" LLMHOST_DISTRO="${d}" LLMHOST_MOL_CHECKOUT="${checkout}" \
+      LLMHOST_MOL_HTTPS_PORT="${port}" LLMHOST_MOL_HTTP_PORT="$((port + 1))" \
+      MOLECULE_EPHEMERAL_DIRECTORY="${HOME}/.ansible/tmp/llmhost-mol-${checkout}-${name}"
+    if [ "${jobs}" -gt 1 ]; then
+      molecule -c "${root}/molecule/base.yml" test >"${logs}/${name}.log" 2>&1
+    else
+      molecule -c "${root}/molecule/base.yml" test
+    fi
+  )
   rc=$?
-  echo "$(( $(date +%s) - start )) ${rc}" >"${logs}/${r}.result"
+  echo "$(( $(date +%s) - start )) ${rc}" >"${logs}/${name}.result"
   if [ "${rc}" -eq 0 ]; then
-    echo "[llmhost] molecule ${r} passed in $(( $(date +%s) - start )) s"
+    echo "[llmhost] molecule ${r} on ${d} passed in $(( $(date +%s) - start )) s"
   else
     if [ "${jobs}" -gt 1 ]; then
-      echo "[llmhost] molecule ${r} FAILED (${rc}); its whole output (${logs}/${r}.log):"
-      sed "s/^/  [${r}] /" "${logs}/${r}.log"
+      echo "[llmhost] molecule ${r} on ${d} FAILED (${rc}); its whole output:"
+      sed "s/^/  [${name}] /" "${logs}/${name}.log"
     fi
-    echo "[llmhost] molecule ${r} FAILED (${rc}) after $(( $(date +%s) - start )) s"
+    echo "[llmhost] molecule ${r} on ${d} FAILED (${rc}) after $(( $(date +%s) - start )) s"
   fi
 }
 
-for r in "$@"; do rm -f "${logs}/${r}.result"; done
+names=()
+for run in "$@"; do
+  d=${run#*:}
+  [ "${d}" = "${run}" ] && d=debian12
+  names+=("${run%%:*}-${d}")
+  rm -f "${logs}/${run%%:*}-${d}.result"
+done
 running=0
-for r in "$@"; do
+i=0
+for run in "$@"; do
   if [ "${running}" -ge "${jobs}" ]; then wait -n; running=$((running - 1)); fi
-  echo "[llmhost] molecule test: ${r}"
-  one "${r}" &
+  one "${run}" "$((base + 2 * i))" &
   running=$((running + 1))
+  i=$((i + 1))
 done
 wait
 
 status=0
-echo "[llmhost] molecule scenarios (${jobs} at a time)"
-printf '  %-20s %8s  %s\n' "role" "seconds" "result"
-for r in "$@"; do
-  read -r secs rc <"${logs}/${r}.result" || { secs="?"; rc=1; }
+echo "[llmhost] molecule runs (${jobs} at a time)"
+printf '  %-28s %8s  %s\n' "role-distro" "seconds" "result"
+for name in "${names[@]}"; do
+  if read -r secs rc <"${logs}/${name}.result" 2>/dev/null; then :; else secs="?"; rc=1; fi
   if [ "${rc}" -eq 0 ]; then res="passed"; else res="FAILED (${rc})"; status=1; fi
-  printf '  %-20s %8s  %s\n' "${r}" "${secs}" "${res}"
+  printf '  %-28s %8s  %s\n' "${name}" "${secs}" "${res}"
 done
 exit "${status}"

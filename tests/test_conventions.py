@@ -37,11 +37,29 @@ def test_role_has_required_files(role: Path) -> None:
         "meta/argument_specs.yml",
         "tasks/main.yml",
         "molecule/default/molecule.yml",
-        "molecule/default/converge.yml",
     ):
         assert (role / need).is_file(), f"roles/{role.name}: {need} is missing"
     tests = list((role / "molecule" / "default" / "tests").glob("test_*.py"))
     assert tests, f"roles/{role.name}: no testinfra verifier in molecule/default/tests/"
+
+
+SCENARIOS = sorted((ROOT / "roles").glob("*/molecule/*/molecule.yml"))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[str(p.parent) for p in SCENARIOS])
+def test_scenario_states_only_what_differs(scenario: Path) -> None:
+    """molecule/base.yml holds the platform and the shared converge (molecule/README.md):
+    a scenario restates no container platform, and names a converge.yml it keeps."""
+    config = _load(scenario) or {}
+    name = scenario.parent.relative_to(ROOT)
+    for platform in config.get("platforms", []):
+        assert "image" not in platform, f"{name}: the platform belongs in molecule/base.yml"
+    playbooks = (config.get("provisioner") or {}).get("playbooks") or {}
+    for step in ("converge", "prepare", "side_effect", "destroy"):
+        if (scenario.parent / f"{step}.yml").is_file():
+            assert playbooks.get(step) == f"{step}.yml", (
+                f"{name}: {step}.yml is not used: name it under provisioner.playbooks"
+            )
 
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)

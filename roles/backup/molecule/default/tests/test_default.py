@@ -1,4 +1,4 @@
-"""testinfra checks of the backup role in systemd containers (Debian 12 and 13): restic at
+"""testinfra checks of the backup role in a systemd container (Debian 12, or 13 with DISTRO=debian13): restic at
 the pinned version, the repository made once, a hardened unit run by a timer, a restore
 test that passed, and one that failed on a corrupted repository (side_effect.yml)."""
 

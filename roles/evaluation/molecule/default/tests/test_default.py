@@ -1,5 +1,6 @@
 """testinfra checks of the evaluation role: the lab set against the OpenAI-compatible test
-double (a systemd unit in the container, published on the control machine's 127.0.0.1:18000).
+double (a systemd unit in the container, its port 8000 published on the control machine's
+127.0.0.1:$LLMHOST_MOL_HTTP_PORT, see molecule/base.yml).
 
 The evidence lies on the control node (LLMHOST_EVIDENCE_DIR); the metrics scrape happened
 inside the container. The failing gate is exercised by tests/test_evaluation_role.py.
@@ -20,6 +21,7 @@ CASES = ROOT / "roles" / "evaluation" / "files" / "eval" / "cases-lab.csv"
 PROMPT = ROOT / "roles" / "evaluation" / "files" / "eval" / "system_prompt-lab.txt"
 BUNDLE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
 LOAD_REQUESTS = 24
+HTTP_PORT = os.environ["LLMHOST_MOL_HTTP_PORT"]
 
 
 def _json(name: str) -> dict:
@@ -73,7 +75,7 @@ def test_summary_records_inputs_model_and_client() -> None:
     assert summary["pass_rate"] == 1.0
     assert summary["total"] == 10
     assert summary["model"] == "tiny"
-    assert summary["base_url"] == "http://127.0.0.1:18000/v1"
+    assert summary["base_url"] == f"http://127.0.0.1:{HTTP_PORT}/v1"
     assert summary["temperature"] == 0.0
     assert summary["seed"] == 1234
     assert summary["client"] == {"name": "openai", "version": importlib.metadata.version("openai")}

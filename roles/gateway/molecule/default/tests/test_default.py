@@ -2,7 +2,8 @@
 official openai client), two stdlib test backends standing in for vLLM.
 
 Traffic goes to 127.0.0.1: inside the container through docker exec, and from the
-control node to the port Molecule publishes on 127.0.0.1:18643.
+control node to the port Molecule publishes on 127.0.0.1:$LLMHOST_MOL_HTTPS_PORT
+(molecule/base.yml).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import openai
 import pytest
 
 BASE = "https://127.0.0.1"
+PUBLISHED = f"https://127.0.0.1:{os.environ['LLMHOST_MOL_HTTPS_PORT']}/v1"
 CA = "/etc/nginx/llmhost/tls/gateway.crt"
 KEYS = {
     "alice": "alice-key-0123456789abcdef0123456789abcdef",
@@ -29,7 +31,7 @@ KEYS = {
 UPSTREAM_KEY = "upstream-test-key-0123456789"
 EVIDENCE = Path(os.environ["LLMHOST_EVIDENCE_DIR"])
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
-# The scenario's values (converge.yml): what the checks below expect nginx to enforce.
+# The scenario's values (its molecule.yml): what the checks below expect nginx to enforce.
 WORKER_CONNECTIONS = 3072
 HEADER_TIMEOUT_S = 3
 BODY_TIMEOUT_S = 3
@@ -671,7 +673,7 @@ def test_timeout_hierarchy_rendered(host) -> None:
 
 def _client() -> openai.OpenAI:
     return openai.OpenAI(
-        base_url="https://127.0.0.1:18643/v1",
+        base_url=PUBLISHED,
         api_key=KEYS["alice"],
         http_client=openai.DefaultHttpxClient(verify=str(EVIDENCE / "gateway_certificate.pem")),
         max_retries=0,
@@ -703,7 +705,7 @@ def test_openai_client_streams_unbuffered_over_tls() -> None:
 def test_openai_client_sees_models_and_errors() -> None:
     assert [m.id for m in _client().models.list()] == ["test-model"]
     bad = openai.OpenAI(
-        base_url="https://127.0.0.1:18643/v1",
+        base_url=PUBLISHED,
         api_key="nope-0123456789abcdef",
         http_client=openai.DefaultHttpxClient(verify=str(EVIDENCE / "gateway_certificate.pem")),
         max_retries=0,
