@@ -1,6 +1,7 @@
-"""testinfra checks of the backup role in a systemd container (Debian 12, or 13 with DISTRO=debian13): restic at
-the pinned version, the repository made once, a hardened unit run by a timer, a restore
-test that passed, and one that failed on a corrupted repository (side_effect.yml)."""
+"""testinfra checks of the backup role in a systemd container (Debian 12; 13 with
+DISTRO=debian13): restic at the pinned version, the repository made once, a hardened unit
+run by a timer, a restore test that passed, and one that failed on a corrupted repository
+(side_effect.yml)."""
 
 from __future__ import annotations
 
