@@ -1,5 +1,9 @@
 """Repository conventions every role must keep (the CI check of prometheus-community,
-made stricter): defaults and argument specs in step, README, Molecule + testinfra."""
+made stricter): defaults and argument specs in step, README, Molecule + testinfra.
+
+An internal role (name starting with "_", e.g. _common) is called only with include_role
+and tasks_from: it has entry points instead of tasks/main.yml, and inputs without a
+default are marked required."""
 
 from __future__ import annotations
 
@@ -19,9 +23,20 @@ def _load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _internal(role: Path) -> bool:
+    return role.name.startswith("_")
+
+
+def _entry_points(role: Path) -> dict[str, Any]:
+    return _load(role / "meta" / "argument_specs.yml")["argument_specs"]
+
+
 def _specs(role: Path) -> dict[str, Any]:
-    specs = _load(role / "meta" / "argument_specs.yml")["argument_specs"]
-    return specs["main"]["options"]
+    """The inputs: main's, or for an internal role those of all its entry points."""
+    specs = _entry_points(role)
+    if not _internal(role):
+        return specs["main"]["options"]
+    return {k: v for entry in specs.values() for k, v in entry["options"].items()}
 
 
 def test_there_are_roles() -> None:
@@ -35,7 +50,11 @@ def test_role_has_required_files(role: Path) -> None:
         "defaults/main.yml",
         "meta/main.yml",
         "meta/argument_specs.yml",
-        "tasks/main.yml",
+        *(
+            [f"tasks/{entry}.yml" for entry in _entry_points(role)]
+            if _internal(role)
+            else ["tasks/main.yml"]
+        ),
         "molecule/default/molecule.yml",
     ):
         assert (role / need).is_file(), f"roles/{role.name}: {need} is missing"
@@ -65,7 +84,7 @@ def test_scenario_states_only_what_differs(scenario: Path) -> None:
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_defaults_and_specs_declare_the_same_keys(role: Path) -> None:
     defaults = _load(role / "defaults" / "main.yml") or {}
-    specs = _specs(role)
+    specs = {k: v for k, v in _specs(role).items() if not v.get("required")}
     assert set(defaults) == set(specs), (
         f"roles/{role.name}: only in defaults {sorted(set(defaults) - set(specs))}, "
         f"only in argument_specs {sorted(set(specs) - set(defaults))}"
@@ -106,6 +125,9 @@ def test_readme_documents_every_variable(role: Path) -> None:
 
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_IDS)
 def test_tasks_are_split_by_phase_and_tagged(role: Path) -> None:
+    if _internal(role):  # entry points (tasks_from), tagged where they are included
+        assert not (role / "tasks" / "main.yml").exists(), f"roles/{role.name}: internal"
+        return
     main = _load(role / "tasks" / "main.yml")
     assert len(main) >= 2, f"roles/{role.name}: tasks/main.yml should import phase files"
     for entry in main:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-ROLES = sorted(p.parent.parent for p in ROOT.glob("roles/*/tasks/main.yml"))
+ROLES = sorted(p.parent for p in ROOT.glob("roles/*/tasks"))
 
 
 def _tasks(node: Any) -> Iterator[dict[str, Any]]:
