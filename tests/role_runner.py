@@ -102,6 +102,16 @@ class CaseResult:
     log: str
     refused: tuple[str, ...] = ()  # the variables the failed input check named, in order
 
+    def assert_refused_by(self, check: str, words: str, hidden: tuple[str, ...] = ()) -> None:
+        """The input check failed on exactly CHECK (named "CHECK: ..."), its message says
+        WORDS, and no value of HIDDEN (a password, a credential) shows in it."""
+        assert self.failed, self.output
+        assert self.refused == (check,), self.output  # exactly the one check this input breaks
+        assert f"{check}: " in self.output
+        assert words in self.output, self.output
+        for value in hidden:
+            assert value not in self.output, "a secret was shown"
+
 
 def _env(base: Path) -> dict[str, str]:
     return dict(

@@ -191,12 +191,7 @@ def test_bad_input_refused_before_any_change(
 ) -> None:
     base, results = refusals
     _, check, words = CASES[index]
-    result = results[f"case{index}"]
-    assert result.failed, result.output
-    assert result.refused == (check,), result.output  # exactly the one check this input breaks
-    assert f"{check}: " in result.output
-    assert words in result.output, result.output
-    assert "T0KEN-SECRET-VALUE" not in result.output, "a webhook URL was shown"
+    results[f"case{index}"].assert_refused_by(check, words, hidden=("T0KEN-SECRET-VALUE",))
     for created in ("tsdb", "textfile"):
         assert not (base / f"case{index}" / created).exists(), f"{created} was created"
 
