@@ -20,6 +20,8 @@ export JOBS
 # pytest workers: the unit tests on every core; the two lab-test modules (partial runs,
 # fleet) side by side, each on its own containers and ports.
 UNIT_JOBS ?= auto
+# make unit ROLE=x (and make test ROLE=x): the role's own test files and the conventions.
+UNIT_TESTS = $(if $(ROLE),$(wildcard tests/test_$(ROLE)_*.py) tests/test_conventions.py tests/test_variable_flow.py tests/test_fact_names.py,tests)
 LAB_JOBS ?= 2
 PROMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
 PROMTOOL := .cache/tools/prometheus-$(PROMTOOL_VERSION)/usr/bin/promtool
@@ -119,8 +121,8 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
-test: venv ## Lint, unit tests, lab tests and every Molecule scenario (ROLE=x: one), timed per stage
-	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit lab-tests molecule
+test: venv ## Lint, unit tests, lab tests and every Molecule scenario, timed per stage (ROLE=x: that role's)
+	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit $(if $(ROLE),,lab-tests) molecule
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff
@@ -131,7 +133,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 
 .PHONY: unit
 unit: venv tools browser ## pytest without the lab hosts: unit tests, templates, parsers, refusals
-	pytest -q -n $(UNIT_JOBS) --dist loadfile -m "not lab" tests
+	pytest -q -n $(UNIT_JOBS) --dist loadfile -m "not lab" $(UNIT_TESTS)
 
 .PHONY: lab-tests
 lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under load, partial runs)

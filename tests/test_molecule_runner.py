@@ -1,0 +1,108 @@
+"""scripts/molecule.sh: runs side by side (JOBS), each with its own ports, container name
+suffix and Molecule folder; a failed run's whole output and a non-zero status; the table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_MOLECULE = """#!/usr/bin/env bash
+# Records what a run got, sleeps a little so runs overlap, fails for the role 'broken'.
+env | grep -E '^(LLMHOST_(ROLE|DISTRO|MOL_[A-Z_]+)|MOLECULE_EPHEMERAL_DIRECTORY)=' | sort \\
+  > "$FAKE_OUT/$LLMHOST_ROLE-$LLMHOST_DISTRO.env"
+echo "start $(date +%s%N)" >> "$FAKE_OUT/$LLMHOST_ROLE-$LLMHOST_DISTRO.env"
+sleep 1
+echo "args: $*"
+[ "$LLMHOST_ROLE" != broken ] || { echo "the verifier failed here"; exit 4; }
+"""
+
+
+def _checkout(tmp_path: Path, roles: list[str]) -> Path:
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "molecule.sh", root / "scripts" / "molecule.sh")
+    (root / "molecule").mkdir()
+    (root / "molecule" / "base.yml").write_text("---\n", encoding="utf-8")
+    for role in roles:
+        scenario = root / "roles" / role / "molecule" / "default"
+        scenario.mkdir(parents=True)
+        (scenario / "molecule.yml").write_text("---\n", encoding="utf-8")
+    return root
+
+
+def _run(tmp_path: Path, root: Path, *runs: str, jobs: int) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "molecule"
+    fake.write_text(FAKE_MOLECULE, encoding="utf-8")
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "JOBS": str(jobs),
+        "FAKE_OUT": str(out),
+        "HOME": str(tmp_path / "home"),
+    }
+    return subprocess.run(
+        ["bash", str(root / "scripts" / "molecule.sh"), *runs],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _env(tmp_path: Path, name: str) -> dict[str, str]:
+    lines = (tmp_path / "out" / f"{name}.env").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) if "=" in line else line.split(" ", 1) for line in lines)
+
+
+def test_runs_side_by_side_each_with_its_own_ports_and_folder(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["alpha", "beta"])
+    done = _run(tmp_path, root, "alpha", "beta:debian13", jobs=2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    alpha, beta = _env(tmp_path, "alpha-debian12"), _env(tmp_path, "beta-debian13")
+    assert (alpha["LLMHOST_DISTRO"], beta["LLMHOST_DISTRO"]) == ("debian12", "debian13")
+    ports = {
+        int(e[k])
+        for e in (alpha, beta)
+        for k in ("LLMHOST_MOL_HTTPS_PORT", "LLMHOST_MOL_HTTP_PORT")
+    }
+    assert len(ports) == 4 and all(20000 <= p < 28000 for p in ports), ports
+    assert alpha["MOLECULE_EPHEMERAL_DIRECTORY"] != beta["MOLECULE_EPHEMERAL_DIRECTORY"]
+    assert alpha["LLMHOST_MOL_CHECKOUT"] == beta["LLMHOST_MOL_CHECKOUT"]
+    # Both started before either had finished (each sleeps 1 s).
+    assert abs(int(alpha["start"]) - int(beta["start"])) < 900_000_000
+    table = done.stdout.split("[llmhost] molecule runs (2 at a time)", 1)[1]
+    assert "alpha-debian12" in table and "beta-debian13" in table
+    assert table.count("passed") == 2
+
+
+def test_a_failed_run_prints_its_output_and_fails_the_whole(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["alpha", "broken"])
+    done = _run(tmp_path, root, "broken", "alpha", jobs=2)
+    assert done.returncode == 1
+    assert "[broken-debian12] the verifier failed here" in done.stdout
+    assert "molecule broken on debian12 FAILED (4)" in done.stdout
+    assert "molecule alpha on debian12 passed" in done.stdout  # the others still ran
+
+
+def test_one_at_a_time_streams_the_output(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["alpha"])
+    done = _run(tmp_path, root, "alpha", jobs=1)
+    assert done.returncode == 0
+    assert "args: -c " in done.stdout and "test" in done.stdout
+
+
+def test_an_unknown_role_is_refused_before_any_run(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["alpha"])
+    done = _run(tmp_path, root, "alpha", "nope", jobs=2)
+    assert done.returncode == 2
+    assert "no molecule scenario for role 'nope'" in done.stderr
+    assert not (tmp_path / "out" / "alpha-debian12.env").exists()
