@@ -213,6 +213,19 @@ def _json_logger_wheel() -> Path | None:
     assert len(pins) == 1, f"both lock files pin one python-json-logger: {pins}"
     version = pins.pop()
     wheels = sorted((ROOT / ".cache" / "wheelhouse").glob(f"*/python_json_logger-{version}-*.whl"))
+    if wheels:
+        return wheels[0]
+    # A clean clone has no wheelhouse yet (make lab fills it): fetch the one pinned wheel
+    # (pure Python, no dependencies) into a folder of its own, as make lab's pip would.
+    dest = ROOT / ".cache" / "wheelhouse" / "tests"
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+    subprocess.run(
+        [*pip, "--disable-pip-version-check", "-d", str(dest), f"python-json-logger=={version}"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    wheels = sorted(dest.glob(f"python_json_logger-{version}-*.whl"))
     return wheels[0] if wheels else None
 
 
@@ -222,7 +235,7 @@ def test_the_config_writes_one_json_object_a_line_with_the_request_id(
 ) -> None:
     wheel = _json_logger_wheel()
     if wheel is None:
-        pytest.skip("python-json-logger's wheel is not in .cache/wheelhouse (make lab fetches it)")
+        pytest.skip("python-json-logger's pinned wheel: not in .cache/wheelhouse, not downloadable")
     config = tmp_path / "logging.json"
     config.write_text(json.dumps(rendered["json"]["logging"]), encoding="utf-8")
     # What vLLM does with VLLM_LOGGING_CONFIG_PATH: json.load + dictConfig; then a request
