@@ -133,12 +133,12 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff
 
 .PHONY: unit
 unit: venv tools browser ## pytest without the lab hosts: unit tests, templates, parsers, refusals
-	pytest -q -n $(UNIT_JOBS) --dist loadfile -m "not lab" $(UNIT_TESTS)
+	pytest -q -n $(UNIT_JOBS) --dist loadfile --durations=15 -m "not lab" $(UNIT_TESTS)
 
 .PHONY: lab-tests
 lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under load, partial runs)
 	bash scripts/lab-init.sh
-	pytest -q -n $(LAB_JOBS) --dist loadfile -m lab tests
+	pytest -q -n $(LAB_JOBS) --dist loadfile --durations=0 -m lab tests
 
 .PHONY: molecule
 # One run per role and distribution: DISTRO=debian13 picks one for all; otherwise a role
