@@ -22,11 +22,10 @@ checkout=$(printf '%s' "${root}" | cksum | cut -c1-5)
 # 20000-27999, 40 ports per checkout (20 runs): other checkouts rarely share the block.
 base=$(( 20000 + $(printf '%s' "${root}" | cksum | cut -d' ' -f1) % 200 * 40 ))
 
-one() {  # one run; writes "<seconds> <rc>" to ${logs}/<name>.result
+one() {  # one run (ROLE:DISTRO); writes "<seconds> <rc>" to ${logs}/<role>-<distro>.result
   local run=$1 port=$2 r d name start rc
   r=${run%%:*}
   d=${run#*:}
-  [ "${d}" = "${run}" ] && d=debian12
   name="${r}-${d}"
   start=$(date +%s)
   echo "[llmhost] molecule test: ${r} on ${d} (127.0.0.1:${port} -> 443, :$((port + 1)) -> 8000)"
@@ -54,16 +53,16 @@ one() {  # one run; writes "<seconds> <rc>" to ${logs}/<name>.result
   fi
 }
 
-names=()
+# Every run as ROLE:DISTRO once (a bare ROLE runs on debian12).
+runs=()
 for run in "$@"; do
-  d=${run#*:}
-  [ "${d}" = "${run}" ] && d=debian12
-  names+=("${run%%:*}-${d}")
-  rm -f "${logs}/${run%%:*}-${d}.result"
+  [[ "${run}" == *:* ]] || run="${run}:debian12"
+  runs+=("${run}")
+  rm -f "${logs}/${run%%:*}-${run#*:}.result"
 done
 running=0
 i=0
-for run in "$@"; do
+for run in "${runs[@]}"; do
   if [ "${running}" -ge "${jobs}" ]; then wait -n; running=$((running - 1)); fi
   one "${run}" "$((base + 2 * i))" &
   running=$((running + 1))
@@ -74,7 +73,8 @@ wait
 status=0
 echo "[llmhost] molecule runs (${jobs} at a time)"
 printf '  %-28s %8s  %s\n' "role-distro" "seconds" "result"
-for name in "${names[@]}"; do
+for run in "${runs[@]}"; do
+  name="${run%%:*}-${run#*:}"
   if read -r secs rc <"${logs}/${name}.result" 2>/dev/null; then :; else secs="?"; rc=1; fi
   if [ "${rc}" -eq 0 ]; then res="passed"; else res="FAILED (${rc})"; status=1; fi
   printf '  %-28s %8s  %s\n' "${name}" "${secs}" "${res}"
