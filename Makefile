@@ -20,9 +20,9 @@ export JOBS
 # pytest workers: the unit tests on every core; the two lab-test modules (partial runs,
 # fleet) side by side, each on its own containers and ports.
 UNIT_JOBS ?= auto
+LAB_JOBS ?= 2
 # make unit ROLE=x (and make test ROLE=x): the role's own test files and the conventions.
 UNIT_TESTS = $(if $(ROLE),$(wildcard tests/test_$(ROLE)_*.py) tests/test_conventions.py tests/test_variable_flow.py tests/test_fact_names.py,tests)
-LAB_JOBS ?= 2
 PROMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
 PROMTOOL := .cache/tools/prometheus-$(PROMTOOL_VERSION)/usr/bin/promtool
 AMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus-alertmanager: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
@@ -137,7 +137,6 @@ unit: venv tools browser ## pytest without the lab hosts: unit tests, templates,
 
 .PHONY: lab-tests
 lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under load, partial runs)
-	bash scripts/lab-init.sh
 	pytest -q -n $(LAB_JOBS) --dist loadfile --durations=0 -m lab tests
 
 .PHONY: molecule
@@ -151,7 +150,6 @@ MOLECULE_DISTROS_preflight := debian12 debian13
 MOLECULE_RUNS = $(foreach r,$(if $(ROLE),$(ROLE),$(MOLECULE_ORDER)),$(foreach d,$(or $(DISTRO),$(MOLECULE_DISTROS_$(r)),debian12),$(r):$(d)))
 molecule: venv images ## Molecule scenarios (all, or ROLE=x; DISTRO=debian13; JOBS=n at a time)
 	@bash scripts/molecule.sh $(MOLECULE_RUNS)
-
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not the evidence)
