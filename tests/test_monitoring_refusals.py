@@ -69,6 +69,11 @@ CASES = [
         "must be durations",
     ),
     (
+        {"monitoring_prometheus_ready_timeout_s": 0},
+        "monitoring_targets_timeout_s / monitoring_prometheus_ready_timeout_s",
+        "must be at least 10 seconds each",
+    ),
+    (
         {"monitoring_alertmanager_memory_max": "lots"},
         "monitoring_alertmanager_memory_max",
         "a systemd size",
