@@ -25,9 +25,18 @@ def test_marker_holds_the_sha256_of_the_pins(host) -> None:
     assert host.file(f"{VENV}/llmhost-requirements.txt").content_string == PINS + "\n"
 
 
-def test_unpacked_wheels_are_removed(host) -> None:
-    assert not host.file("/opt/llmhost/common-test/wheelhouse").exists
-    assert not host.file("/opt/llmhost/common-test/wheelhouse.tar").exists
+def test_unpacked_wheels_installer_and_its_cache_are_removed(host) -> None:
+    for left in ("wheelhouse", "wheelhouse.tar", "installer", "installer-cache"):
+        assert not host.file(f"/opt/llmhost/common-test/{left}").exists, left
+
+
+def test_the_installer_stays_out_of_the_venv(host) -> None:
+    """uv built the venv from the wheelhouse (its record says so) but is not in it."""
+    assert not host.file(f"{VENV}/bin/uv").exists
+    installer = host.check_output(
+        f"cat {VENV}/lib/python3*/site-packages/llmhost_probe-1.0.dist-info/INSTALLER"
+    )
+    assert installer == "uv"
 
 
 def test_tampered_wheel_is_refused_before_anything_is_installed(host) -> None:
