@@ -519,52 +519,9 @@ def test_saturation_longer_than_the_liveness_window_restarts_nothing(
     # classification itself is unit-tested (tests/test_vllm_scripts.py).
 
 
-@pytest.mark.parametrize("target", ["engine_core", "api_server"])
-def test_kill_under_load_heals_and_no_client_hangs(converged: dict[str, str], target: str) -> None:
-    gateway = _gateway()
-    streams = 8
-    assert gateway.answers_200(), "not serving before the kill"
-    pid, restarts = _unit("MainPID"), int(_unit("NRestarts"))
-    engines = _engine_cores(pid)
-    assert len(engines) == 1, f"engine cores under {pid}: {engines}"
-    load = StreamLoad(gateway, streams, max_tokens=110, timeout=CLIENT_TIMEOUT_S)
-    try:
-        deadline = time.time() + 60
-        while load.counts().get("complete", 0) < streams and time.time() < deadline:
-            time.sleep(0.5)
-        killed = time.time()
-        _in_lab("kill", "-9", engines[0] if target == "engine_core" else pid)
-        recovery = _wait_200(gateway, killed)
-        time.sleep(10)  # streams after the recovery complete again
-    finally:
-        stuck = load.stop(join_timeout=CLIENT_TIMEOUT_S + 30)
-    new_pid = _unit("MainPID")
-    hung = [o for o in load.outcomes if o.kind == "hung"]
-    _figure(
-        f"kill_{target}",
-        {
-            "signal": "SIGKILL",
-            "streams": streams,
-            "recovery_s": recovery,
-            "before_kill": load.counts(0, killed),
-            "during_recovery": load.counts(killed, killed + recovery),
-            "during_recovery_kinds": load.kinds(killed, killed + recovery),
-            "after_recovery": load.counts(killed + recovery),
-            "broken_kinds": sorted({o.kind for o in load.outcomes if o.kind.startswith("broken")}),
-            "restarts": int(_unit("NRestarts")) - restarts,
-        },
-    )
-    assert not stuck, f"workers hung past their own timeout: {stuck}"
-    assert not hung, hung
-    assert _unit("ActiveState") == "active"
-    assert new_pid not in ("0", pid), "the unit was not restarted"
-    assert int(_unit("NRestarts")) > restarts
-    assert load.counts(killed + recovery).get("complete"), "no stream completed after the heal"
-    assert len(_engine_cores(new_pid)) == 1, "no engine core under the new API server"
-    assert _vllm_processes() == {"VLLM::EngineCore": 1, "VLLM::Worker": 1}, "leftovers"
-
-
 def test_hung_engine_core_is_restarted_by_the_liveness_timer(converged: dict[str, str]) -> None:
+    # Before the kill tests: vLLM has then been up past the liveness grace since the
+    # converge, so no wait for it (after a kill's restart it would be about 90 s).
     gateway = _gateway()
     _wait_past_grace()
     pid = _unit("MainPID")
@@ -620,6 +577,51 @@ def test_hung_engine_core_is_restarted_by_the_liveness_timer(converged: dict[str
     assert detected is not None and detected <= budget + 5, f"restart after {detected} s"
     assert _unit("ActiveState") == "active" and _unit("MainPID") not in ("0", pid)
     assert not [s for s in states if s.split()[0].startswith("T")], "stopped processes remain"
+
+
+@pytest.mark.parametrize("target", ["engine_core", "api_server"])
+def test_kill_under_load_heals_and_no_client_hangs(converged: dict[str, str], target: str) -> None:
+    gateway = _gateway()
+    streams = 8
+    assert gateway.answers_200(), "not serving before the kill"
+    pid, restarts = _unit("MainPID"), int(_unit("NRestarts"))
+    engines = _engine_cores(pid)
+    assert len(engines) == 1, f"engine cores under {pid}: {engines}"
+    load = StreamLoad(gateway, streams, max_tokens=110, timeout=CLIENT_TIMEOUT_S)
+    try:
+        deadline = time.time() + 60
+        while load.counts().get("complete", 0) < streams and time.time() < deadline:
+            time.sleep(0.5)
+        killed = time.time()
+        _in_lab("kill", "-9", engines[0] if target == "engine_core" else pid)
+        recovery = _wait_200(gateway, killed)
+        time.sleep(10)  # streams after the recovery complete again
+    finally:
+        stuck = load.stop(join_timeout=CLIENT_TIMEOUT_S + 30)
+    new_pid = _unit("MainPID")
+    hung = [o for o in load.outcomes if o.kind == "hung"]
+    _figure(
+        f"kill_{target}",
+        {
+            "signal": "SIGKILL",
+            "streams": streams,
+            "recovery_s": recovery,
+            "before_kill": load.counts(0, killed),
+            "during_recovery": load.counts(killed, killed + recovery),
+            "during_recovery_kinds": load.kinds(killed, killed + recovery),
+            "after_recovery": load.counts(killed + recovery),
+            "broken_kinds": sorted({o.kind for o in load.outcomes if o.kind.startswith("broken")}),
+            "restarts": int(_unit("NRestarts")) - restarts,
+        },
+    )
+    assert not stuck, f"workers hung past their own timeout: {stuck}"
+    assert not hung, hung
+    assert _unit("ActiveState") == "active"
+    assert new_pid not in ("0", pid), "the unit was not restarted"
+    assert int(_unit("NRestarts")) > restarts
+    assert load.counts(killed + recovery).get("complete"), "no stream completed after the heal"
+    assert len(_engine_cores(new_pid)) == 1, "no engine core under the new API server"
+    assert _vllm_processes() == {"VLLM::EngineCore": 1, "VLLM::Worker": 1}, "leftovers"
 
 
 # --- a release switch and its rollback, under streams ----------------------------------------
