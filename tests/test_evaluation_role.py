@@ -22,6 +22,9 @@ from tests.support import openai_double as server
 from tests.support.openai_double import serving
 from tests.support.tls import self_signed
 
+# Minutes of role runs in this module: collected first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROLE = Path(__file__).resolve().parents[1] / "roles" / "evaluation"
 KEY = "role-test-key-0123456789"
 EVAL = ROLE / "files" / "eval"

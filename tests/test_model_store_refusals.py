@@ -27,6 +27,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from role_runner import CaseResult, run_cases, run_role
 
+# Minutes of role runs in this module: collected first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[1]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 # A group no test creates: a refused run must not have added it.

@@ -18,6 +18,9 @@ import pytest
 import yaml
 from role_runner import ROOT, CaseResult, run_cases, run_role
 
+# Minutes of role runs in this module: collected first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 GOOD_MODEL: dict[str, Any] = {
     "name": "mini-gpt2-test",
     "source": "local",
