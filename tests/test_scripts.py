@@ -26,7 +26,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+# The control node's scripts and the shell scripts roles install on hosts (files/ with a
+# bash shebang, such as the gateway's nginx reload).
+SCRIPTS = sorted((ROOT / "scripts").glob("*.sh")) + sorted(
+    p
+    for p in (ROOT / "roles").glob("*/files/*")
+    if p.is_file() and p.read_bytes().startswith(b"#!/bin/bash")
+)
 SCRIPT_IDS = [p.name for p in SCRIPTS]
 LABHOST = ROOT / "scripts" / "labhost.sh"
 SEP = "\x1f"

@@ -267,6 +267,24 @@ def test_nginx_runs_hardened_as_a_dedicated_user(host) -> None:
     assert "llmhost-gw" in workers and "www-data" not in workers
 
 
+def _taking_workers(host) -> set[str]:
+    """The nginx master's workers that take new connections (not shutting down)."""
+    master = host.check_output("cat /run/nginx.pid")
+    lines = host.check_output(f"ps -o pid=,args= --ppid {master}").splitlines()
+    return {ln.split()[0] for ln in lines if ln.strip().endswith("nginx: worker process")}
+
+
+def test_a_reload_returns_once_the_new_workers_serve(host) -> None:
+    """`systemctl reload nginx` (the drop-in's ExecReload) returns only when no worker from
+    before the reload takes connections: a rotation holds for the next request."""
+    for _ in range(3):
+        before = _taking_workers(host)
+        assert before
+        host.run_expect([0], "systemctl reload nginx")
+        after = _taking_workers(host)
+        assert after and not (after & before), f"before {before}, right after {after}"
+
+
 def test_workers_sized_for_many_clients(host) -> None:
     """worker_connections and the open-file limit, as nginx and the kernel see them."""
     conf = host.check_output("nginx -T 2>/dev/null")
