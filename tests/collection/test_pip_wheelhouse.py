@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from ansible_collections.llmhost.core.plugins.modules import pip_wheelhouse as wh
@@ -126,3 +127,27 @@ def test_archive_is_reproducible_and_complete(tmp_path: Path) -> None:
             "requirements.txt",
         ]
         assert {m.mtime for m in tar.getmembers()} == {0}
+
+
+def test_a_second_run_waits_for_the_lock_on_the_wheelhouse(tmp_path: Path) -> None:
+    """Two runs sharing one wheelhouse (two hosts of a play, two playbooks) fill it one at
+    a time: the second enters only after the first has left."""
+    dest = tmp_path / "wheels"
+    order: list[str] = []
+    entered = threading.Event()
+
+    def second() -> None:
+        with wh.locked(dest):
+            order.append("second in")
+        entered.set()
+
+    with wh.locked(dest):
+        order.append("first in")
+        other = threading.Thread(target=second)
+        other.start()
+        assert not entered.wait(0.5), "the second run entered while the first held the lock"
+        order.append("first out")
+    assert entered.wait(10)
+    other.join()
+    assert order == ["first in", "first out", "second in"]
+    assert (tmp_path / "wheels.lock").is_file()

@@ -115,11 +115,14 @@ reason:
   type: str
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import re
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +291,20 @@ def _platforms(p: dict[str, Any]) -> list[str]:
         raise ModuleFailure(str(exc)) from exc
 
 
+@contextlib.contextmanager
+def locked(dest: Path) -> Iterator[None]:
+    """Hold <dest>.lock exclusively: runs that share a wheelhouse (the hosts of one play,
+    or two playbooks on one control node) check, download and archive it one at a time;
+    the next finds it intact instead of downloading into the same folder and tar."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.with_name(dest.name + ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def handle(request: Request) -> dict[str, Any]:
     p = request.params
     requirements = clean_requirements(p["requirements"])
@@ -298,6 +315,17 @@ def handle(request: Request) -> dict[str, Any]:
         raise ModuleFailure(f"python_version must look like 3.11, got '{p['python_version']}'")
     platforms = _platforms(p)
     dest = Path(p["dest"])
+    if request.check_mode:
+        return _fill(request, requirements, platforms, dest)
+    with locked(dest):
+        return _fill(request, requirements, platforms, dest)
+
+
+def _fill(
+    request: Request, requirements: list[str], platforms: list[str], dest: Path
+) -> dict[str, Any]:
+    """Check the wheelhouse at dest; download and archive what is missing (not in check mode)."""
+    p = request.params
     key = wheelhouse_key(requirements, p["python_version"], platforms)
     intact, reason, manifest = verify(dest, key)
     archive = str(dest.with_name(dest.name + ".tar")) if p["archive"] else ""
