@@ -83,9 +83,9 @@ SERVE_TAGS = [
 CONTAINER = LAB_ENV["LLMHOST_LAB_NAME"]
 GATEWAY_PORT = int(LAB_ENV["LLMHOST_LAB_GATEWAY_PORT"])
 # Liveness on this host, in every run of the module (a run without them would change the
-# units): a 60 s window (interval x failures); a 1 s probe timeout, so that a saturated
-# server's queue makes probes time out and the busy check has work to do (the lab's
-# streams last about 1.5 s: 110 tokens within a 128-token context); a grace above the
+# units; LAB_VARS below): a 60 s window (interval x failures); a 1 s probe timeout, so that
+# a saturated server's queue makes probes time out and the busy check has work to do (the
+# lab's streams last about 1.5 s: 110 tokens within a 128-token context); a grace above the
 # lab's model load (40-80 s); room in StartLimitBurst for the restarts the kill tests cause.
 LIVENESS = {
     "vllm_liveness_interval_s": 20,
@@ -96,6 +96,11 @@ LIVENESS = {
     "vllm_restart_burst": 20,
 }
 WINDOW_S = LIVENESS["vllm_liveness_interval_s"] * LIVENESS["vllm_liveness_failures"]
+# vLLM in eager mode, as the fleet lab runs it (inventories/fleet-lab): each of this
+# module's six starts skips torch.compile (a 2-core host: about 25 s to /health, not 65 s
+# cold). The compiled path is the lab's default, served by make lab and the vllm role's
+# Molecule converge. float32: eager bfloat16 kernels die with SIGILL on VMs without AMX.
+LAB_VARS = {**LIVENESS, "vllm_enforce_eager": True, "vllm_dtype": "float32"}
 CLIENT_TIMEOUT_S = 60  # a streaming client gives up after this long without a byte
 FIGURES_FILE = Path("/tmp/llmhost-live-figures.json")  # noqa: S108 - asked for by name
 FIGURES: dict[str, Any] = {}
@@ -145,7 +150,7 @@ def _play(
             str(INVENTORY),
             str(ROOT / "playbooks" / playbook),
             "-e",
-            json.dumps(LIVENESS),
+            json.dumps(LAB_VARS),
             *args,
         ],
         env=run_env,
