@@ -123,11 +123,8 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
-# The lab tests and Molecule side by side (scripts/stages.sh A+B): each keeps its own
-# containers, names and loopback ports, and the lab tests' liveness windows leave a core
-# idle that Molecule's scenarios use. The base images are built first, once.
 test: venv ## Lint, unit tests, lab tests and every Molecule scenario, timed per stage (ROLE=x: that role's)
-	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit $(if $(ROLE),molecule,images lab-tests+molecule)
+	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit $(if $(ROLE),,lab-tests) molecule
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff
@@ -142,7 +139,7 @@ unit: venv tools browser ## pytest without the lab hosts: unit tests, templates,
 
 .PHONY: lab-tests
 lab-tests: venv engine images ## pytest on lab host containers (SSH, kills under load, partial runs)
-	pytest -v -n $(LAB_JOBS) --dist loadfile --durations=0 -m lab tests
+	pytest -q -n $(LAB_JOBS) --dist loadfile --durations=0 -m lab tests
 
 .PHONY: molecule
 # One run per role and distribution: DISTRO=debian13 picks one for all; otherwise a role
