@@ -7,7 +7,8 @@ and prove that every stream the gateway accepted ended with `data: [DONE]`.
         [--ready-file F] [--max-seconds 900]          (key in LLMHOST_DRAIN_PROBE_KEY)
     drain_probe.py merge --probe drain_test.json --proof shutdown_proof.json
     drain_probe.py switch --url ... --ca ... --out switch_test.json --stop-file F \
-        [--streams 4] [--max-tokens 32] [--ready-file F] [--retry-interval 0.5]
+        [--streams 4] [--max-tokens 32] [--ready-file F] [--retry-interval 0.5] \
+        [--stop-grace 60]
 
 `run`: each of --streams workers streams a chat completion, reads it to the end, and
 starts the next one at once, so N streams are in flight whenever the teardown begins.
@@ -20,10 +21,13 @@ tokens: start the teardown after it appears. The key is read from the environmen
 `switch`: the same streams across a release switch (vLLM restarting on another model
 behind a draining gateway). A worker refused with 503 keeps asking /v1/models every
 --retry-interval (faster than Retry-After, to time the window) until the gateway serves
-again, takes the model it now lists and streams on, until --stop-file appears. It
-reports the streams accepted, completed and cut, the requests refused (each must carry
-Retry-After), any other error, the models served in order, and the refusal window the
-clients saw. Exit 0 when no stream was cut and nothing failed but the 503s.
+again, takes the model it now lists and streams on, until --stop-file appears. A worker
+still refused when the stop file appears goes on until one more stream is accepted (or
+--stop-grace seconds pass): the playbook reopens the gateway just before it stops the
+probe, and the refusal window closes only with an accepted stream. It reports the
+streams accepted, completed and cut, the requests refused (each must carry Retry-After),
+any other error, the models served in order, and the refusal window the clients saw.
+Exit 0 when no stream was cut and nothing failed but the 503s.
 
 `merge`: adds the teardown's own figures from shutdown_proof.json (when the drain file
 appeared, how long the drain took, what nginx and vLLM counted in flight) and counts
@@ -232,20 +236,36 @@ class SwitchProbe:
         stop_file: Path,
         retry_interval: float,
         pause: float = 0.0,
+        stop_grace: float = 60.0,
     ) -> None:
         self.connect, self.key, self.body = connect, key, dict(body)
         self.streams, self.deadline = streams, time.time() + seconds
         self.stop_file, self.retry_interval, self.pause = stop_file, retry_interval, pause
+        self.stop_grace = stop_grace
+        self.stop_seen: float | None = None
         self.records: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.producing: set[int] = set()
         self.all_producing = threading.Event()
 
+    def going_on(self, refused: bool = False) -> bool:
+        """Before the stop file: yes. After it: only for a worker still refused (its
+        window is open), and only for --stop-grace seconds after the file was seen."""
+        now = time.time()
+        if now >= self.deadline:
+            return False
+        if not self.stop_file.exists():
+            return True
+        with self.lock:
+            if self.stop_seen is None:
+                self.stop_seen = now
+            return refused and now < self.stop_seen + self.stop_grace
+
     def running(self) -> bool:
-        return time.time() < self.deadline and not self.stop_file.exists()
+        return self.going_on(refused=False)
 
     def wait_for_service(self) -> None:
-        while self.running():
+        while self.going_on(refused=True):
             model = served_model(self.connect, self.key)
             if model is not None:
                 with self.lock:
@@ -254,7 +274,8 @@ class SwitchProbe:
             time.sleep(self.retry_interval)
 
     def worker(self, index: int) -> None:
-        while self.running():
+        refused = False  # refused since this worker's last accepted stream
+        while self.going_on(refused):
             with self.lock:
                 body = dict(self.body)
             record = one_stream(self.connect, self.key, body, index)
@@ -265,9 +286,12 @@ class SwitchProbe:
                     if len(self.producing) == self.streams:
                         self.all_producing.set()
             if record["status"] != 200:
+                refused = True
                 time.sleep(self.retry_interval)
                 self.wait_for_service()
-            elif self.pause:
+                continue
+            refused = False
+            if self.pause:
                 time.sleep(self.pause)  # a tiny model streams in ms: leave the CPU some air
 
     def run(self, ready_file: Path | None) -> None:
@@ -526,6 +550,7 @@ def cmd_switch(args: argparse.Namespace) -> int:
         args.stop_file,
         args.retry_interval,
         args.pause,
+        args.stop_grace,
     )
     started = time.time()
     probe.run(args.ready_file)
@@ -579,6 +604,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     swi.add_argument("--retry-interval", type=float, default=0.5)
     swi.add_argument("--pause", type=float, default=0.2, help="seconds between a worker's streams")
     swi.add_argument("--stop-file", type=Path, required=True, help="the probe ends when it exists")
+    swi.add_argument(
+        "--stop-grace",
+        type=float,
+        default=60,
+        help="seconds a worker still refused goes on after the stop file, for one accepted stream",
+    )
     swi.add_argument("--ready-file", type=Path)
     swi.add_argument("--out", type=Path, required=True)
     swi.set_defaults(func=cmd_switch)

@@ -232,12 +232,19 @@ def test_a_stream_refused_for_draining_marks_the_drain_seen() -> None:
     assert run.drain_seen == 10.0
 
 
-def _run_switch(gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Streams on model m; the gateway drains, the model becomes m2, the gateway reopens."""
+def _run_switch(
+    gw: Gateway,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reopen: bool = True,
+    served_before_stop_s: float = 0.8,
+) -> dict[str, Any]:
+    """Streams on model m; the gateway drains, the model becomes m2, the gateway reopens
+    (unless not `reopen`) and the stop file appears `served_before_stop_s` later."""
     monkeypatch.setenv(probe.KEY_ENV, KEY)
     out, ready, stop = tmp_path / "switch.json", tmp_path / "ready", tmp_path / "stop"
     args = ["switch", "--url", gw.url, "--streams", "3", "--max-tokens", "6"]
-    args += ["--retry-interval", "0.05", "--max-seconds", "30"]
+    args += ["--retry-interval", "0.05", "--max-seconds", "30", "--stop-grace", "3"]
     args += ["--ready-file", str(ready), "--stop-file", str(stop), "--out", str(out)]
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(probe.main(args)))
@@ -249,10 +256,11 @@ def _run_switch(gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     gw.draining = True
     time.sleep(0.6)  # the streams in flight finish; new ones are refused
     gw.model = "m2"
-    gw.draining = False
-    time.sleep(0.8)
+    gw.draining = not reopen
+    time.sleep(served_before_stop_s)
     stop.write_text("")
     thread.join(30)
+    assert not thread.is_alive(), "the probe did not end after its stop file"
     result = json.loads(out.read_text(encoding="utf-8"))
     result["exit_code"] = codes[0]
     return result
@@ -270,6 +278,28 @@ def test_streams_live_through_a_release_switch(
     [window] = result["refusal_windows"]
     assert 0.05 < window["observed_s"] < 2.0
     assert KEY not in json.dumps(result)
+
+
+def test_the_stop_file_right_after_the_reopen_still_sees_service_again(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The playbook reopens the gateway and stops the probe a moment later: a worker still
+    refused at the stop streams once more, so the window closes (it stayed open before)."""
+    result = _run_switch(gateway, tmp_path, monkeypatch, served_before_stop_s=0.0)
+    assert result["passed"] is True and result["exit_code"] == 0, result
+    assert result["models_in_order"] == ["m", "m2"]
+    assert all(w["served_again_at"] for w in result["refusal_windows"])
+
+
+def test_a_gateway_that_never_reopens_fails_the_switch_after_the_grace(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = time.monotonic()
+    result = _run_switch(gateway, tmp_path, monkeypatch, reopen=False, served_before_stop_s=0.2)
+    assert time.monotonic() - started < 15  # the 3 s grace, not --max-seconds
+    assert result["passed"] is False and result["exit_code"] == 1
+    [window] = result["refusal_windows"]
+    assert window["served_again_at"] is None and window["refused_requests"] >= 3
 
 
 def test_a_stream_cut_during_a_switch_fails_it(
