@@ -96,6 +96,7 @@ LIVENESS = {
     "vllm_restart_burst": 20,
 }
 WINDOW_S = LIVENESS["vllm_liveness_interval_s"] * LIVENESS["vllm_liveness_failures"]
+PROBE_FAILED = re.compile(r"liveness: probe (\d+)/\d+ failed")  # the streak, as counted
 # vLLM in eager mode, as the fleet lab runs it (inventories/fleet-lab): each of this
 # module's six starts skips torch.compile (a 2-core host: about 25 s to /health, not 65 s
 # cold). The compiled path is the lab's default, served by make lab and the vllm role's
@@ -517,7 +518,13 @@ def test_saturation_longer_than_the_liveness_window_restarts_nothing(
     assert max(running, default=0) >= slots, f"never saturated: {running}"
     assert max(waiting, default=0) > 0, f"no queue: {waiting}"
     assert _unit("MainPID") == pid and _unit("NRestarts") == restarts
-    assert kinds["failed"] == kinds["restarting"] == 0, probes
+    assert kinds["restarting"] == 0, probes
+    # What the timer promises: never `failures` counted probes in a row while the engine
+    # works. One probe can still count: when it times out while the 32 requests are being
+    # accepted (or wound down), the engine's metrics show nothing running yet, and a lone
+    # failure is what the threshold is there to absorb (seen on a clean clone: 1 of 5).
+    streak = max((int(m[1]) for m in map(PROBE_FAILED.search, probes) if m), default=0)
+    assert streak < LIVENESS["vllm_liveness_failures"], probes
     assert kinds["ok"] + kinds["busy"] >= WINDOW_S // LIVENESS["vllm_liveness_interval_s"], probes
     # Whether a probe timed out behind the load (then classified busy, never counted) is up
     # to the scheduler: some runs see one, some none; the figure above says which. The busy
