@@ -33,6 +33,7 @@ CASES = [
         "must be 127.0.0.1 or ::1",
     ),
     ({"monitoring_mtail_port": 9090}, "monitoring_*_port", "the monitoring ports must be distinct"),
+    ({"monitoring_alert_resend_delay": "15"}, "monitoring_alert_resend_delay", "such as 15s"),
     (
         {"monitoring_alert_sink_port": 9093},
         "monitoring_*_port",

@@ -281,6 +281,8 @@ def test_alertmanager_on_loopback_only_hardened(host) -> None:
 def test_prometheus_sends_alerts_to_the_local_alertmanager(host) -> None:
     active = api(host, "/api/v1/alertmanagers")["activeAlertmanagers"]
     assert [a["url"] for a in active] == [ALERTMANAGER + "/api/v2/alerts"], active
+    # An alert dropped while Prometheus looked for Alertmanager is sent again this soon.
+    assert "--rules.alert.resend-delay=10s" in host.check_output("systemctl cat prometheus")
 
 
 def test_sink_received_the_pipeline_alert(host) -> None:
