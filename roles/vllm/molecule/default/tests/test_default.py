@@ -155,26 +155,16 @@ def _wait_serving(host, old_pid: str, seconds: float) -> tuple[str, float]:
     return new_pid, time.monotonic() - started
 
 
+# The heals themselves (the engine core or the API server killed with SIGKILL, restarted
+# by systemd, serving again) are tested once, under streaming load through the gateway:
+# tests/test_partial_runs.py::test_kill_under_load_heals_and_no_client_hangs (make test's
+# lab-tests stage). Here: the unit settings that make them happen.
 def test_unit_heals_and_bounds_memory(host) -> None:
     unit = host.check_output("systemctl cat vllm")
     assert "Restart=always" in unit
     assert "OOMScoreAdjust=500" in unit
     assert "MemoryMax=90%" in unit
     assert host.check_output("systemctl show vllm -p OOMScoreAdjust --value") == "500"
-
-
-def test_engine_core_killed_is_healed(host) -> None:
-    """vLLM's API server exits 0 when its engine core dies: Restart=always brings it back."""
-    pid = host.check_output("systemctl show vllm -p MainPID --value")
-    restarts = int(host.check_output("systemctl show vllm -p NRestarts --value"))
-    children = host.check_output(f"ps -o pid=,comm= --ppid {pid}").splitlines()
-    engine = [line.split()[0] for line in children if "EngineCor" in line]  # VLLM::EngineCore
-    assert engine, f"no engine core among the children of {pid}: {children}"
-    host.run(f"kill -9 {engine[0]}")
-    new_pid, took = _wait_serving(host, pid, 240)
-    assert new_pid not in ("0", pid), "vLLM was not restarted after its engine core died"
-    assert int(host.check_output("systemctl show vllm -p NRestarts --value")) == restarts + 1
-    print(f"engine core kill: serving again after {took:.0f} s")
 
 
 def test_operator_stop_stays_stopped(host) -> None:
@@ -193,23 +183,6 @@ def test_operator_stop_stays_stopped(host) -> None:
     host.run_expect([0], "systemctl start vllm")
     new_pid, _ = _wait_serving(host, "0", 240)
     assert new_pid != "0" and curl(host, "/v1/models")[0] == 200
-
-
-# Last on purpose: it restarts the service.
-def test_kill_9_is_restarted_by_systemd_and_serves_again(host) -> None:
-    pid = host.check_output("systemctl show vllm -p MainPID --value")
-    assert int(pid) > 0
-    host.run(f"kill -9 {pid}")
-    deadline = time.monotonic() + 240
-    new_pid = pid
-    while time.monotonic() < deadline:
-        new_pid = host.check_output("systemctl show vllm -p MainPID --value")
-        if new_pid not in ("0", pid) and curl(host, "/v1/models")[0] == 200:
-            break
-        time.sleep(5)
-    assert new_pid not in ("0", pid), "systemd did not restart vLLM"
-    assert curl(host, "/v1/models")[0] == 200
-    assert int(host.check_output("systemctl show vllm -p NRestarts --value")) >= 1
 
 
 def test_rollback_served_revision_a_then_rolled_forward_to_b() -> None:
