@@ -173,6 +173,7 @@ def test_drop_ins_bind_loopback_and_harden(rendered: Path) -> None:
     assert "--storage.tsdb.retention.time=15d --storage.tsdb.retention.size=2GB" in _exec_start(
         prometheus
     )
+    assert "--rules.alert.resend-delay=10s" in _exec_start(prometheus).split()
     alertmanager = (rendered / "alertmanager.conf").read_text("utf-8")
     assert re.findall(r"^ReadWritePaths=(.*)$", alertmanager, re.M) == [
         "/var/lib/prometheus/alertmanager"
