@@ -83,11 +83,12 @@ SERVE_TAGS = [
 CONTAINER = LAB_ENV["LLMHOST_LAB_NAME"]
 GATEWAY_PORT = int(LAB_ENV["LLMHOST_LAB_GATEWAY_PORT"])
 # Liveness on this host, in every run of the module (a run without them would change the
-# units; LAB_VARS below): a 30 s window (interval x failures; a probe that times out takes
-# about 5 s: the timeout, two /metrics reads and the progress window); a 1 s probe timeout, so that
-# a saturated server's queue makes probes time out and the busy check has work to do (the
-# lab's streams last about 1.5 s: 110 tokens within a 128-token context); a grace above the
-# lab's model load (40-80 s); room in StartLimitBurst for the restarts the kill tests cause.
+# units; LAB_VARS below): a 30 s window (interval x failures; a probe that times out
+# takes about 5 s: the timeout, two /metrics reads and the progress window); a 1 s probe
+# timeout, so that a saturated server's queue makes probes time out and the busy check has
+# work to do (the lab's streams last about 1.5 s: 110 tokens within a 128-token context); a
+# grace above the lab's model load (40-80 s); room in StartLimitBurst for the restarts the
+# kill tests cause.
 LIVENESS = {
     "vllm_liveness_interval_s": 10,
     "vllm_liveness_timeout_s": 1,
