@@ -123,8 +123,11 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
-test: venv ## Lint, unit tests, lab tests and every Molecule scenario, timed per stage (ROLE=x: that role's)
-	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit $(if $(ROLE),,lab-tests) molecule
+# The unit tests and the Molecule scenarios side by side (scripts/stages.sh a+b): each
+# leaves a core idle while it waits on playbooks and containers; the lab tests, which
+# time kills, drains and liveness windows, after them on a machine of their own.
+test: venv ## Lint, unit tests beside every Molecule scenario, then the lab tests, timed per stage (ROLE=x: that role's)
+	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit+molecule $(if $(ROLE),,lab-tests)
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff

@@ -2,30 +2,68 @@
 # Run make stages in order, time each, and print a table at the end (also when a stage
 # fails: the table says which, and the exit status is that stage's).
 # Usage: scripts/stages.sh STAGE... (each a make target); MAKE_ARGS are passed on.
+# A STAGE written a+b runs the targets a and b side by side (stages that wait on
+# containers and playbooks leave a core idle that the other one uses); each of their
+# output lines is prefixed with its name, and the group's row in the table is its wall
+# time. A failure in a group lets its other stages finish, and stops the later stages.
 set -uo pipefail
 declare -a names=() seconds=() results=()
 status=0
 start_all=$(date +%s)
-for stage in "$@"; do
+tmp=$(mktemp -d)
+trap 'rm -rf "${tmp}"' EXIT
+
+run_one() {  # run_one STAGE: make STAGE; its status in ${tmp}/STAGE.rc, its seconds in .s
+  local stage=$1 start rc
   start=$(date +%s)
-  if [ "${status}" -eq 0 ]; then
-    echo "[llmhost] stage: ${stage}"
-    # shellcheck disable=SC2086  # MAKE_ARGS is a list of words on purpose
-    make --no-print-directory "${stage}" ${MAKE_ARGS:-}
-    rc=$?
-    if [ "${rc}" -eq 0 ]; then results+=("ok"); else results+=("FAILED (${rc})"); status=${rc}; fi
-  else
-    results+=("not run")
+  # shellcheck disable=SC2086  # MAKE_ARGS is a list of words on purpose
+  make --no-print-directory "${stage}" ${MAKE_ARGS:-}
+  rc=$?
+  echo "${rc}" >"${tmp}/${stage}.rc"
+  echo "$(( $(date +%s) - start ))" >"${tmp}/${stage}.s"
+  return "${rc}"
+}
+
+record() {  # record NAME SECONDS RC
+  names+=("$1")
+  seconds+=("$2")
+  if [ "$3" -eq 0 ]; then results+=("ok"); else results+=("FAILED ($3)"); fi
+}
+
+for group in "$@"; do
+  IFS=+ read -r -a members <<<"${group}"
+  if [ "${status}" -ne 0 ]; then
+    for stage in "${members[@]}"; do names+=("${stage}"); seconds+=(0); results+=("not run"); done
+    continue
   fi
-  names+=("${stage}")
-  seconds+=("$(( $(date +%s) - start ))")
+  start=$(date +%s)
+  echo "[llmhost] stage: ${group//+/ and }"
+  if [ "${#members[@]}" -eq 1 ]; then
+    run_one "${members[0]}"
+  else
+    for stage in "${members[@]}"; do
+      # Each line as it comes, prefixed (sed -u: unbuffered, so lines do not wait).
+      ( run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" ) &
+    done
+    wait
+  fi
+  for stage in "${members[@]}"; do
+    rc=$(cat "${tmp}/${stage}.rc" 2>/dev/null || echo 1)
+    record "${stage}" "$(cat "${tmp}/${stage}.s" 2>/dev/null || echo 0)" "${rc}"
+    if [ "${rc}" -ne 0 ] && [ "${status}" -eq 0 ]; then status=${rc}; fi
+  done
+  if [ "${#members[@]}" -gt 1 ]; then
+    names+=("${group}")
+    seconds+=("$(( $(date +%s) - start ))")
+    results+=("(side by side: the group's wall time)")
+  fi
 done
 total=$(( $(date +%s) - start_all ))
 echo
 echo "[llmhost] stage timings"
-printf '  %-16s %8s  %s\n' "stage" "seconds" "result"
+printf '  %-20s %8s  %s\n' "stage" "seconds" "result"
 for i in "${!names[@]}"; do
-  printf '  %-16s %8s  %s\n' "${names[$i]}" "${seconds[$i]}" "${results[$i]}"
+  printf '  %-20s %8s  %s\n' "${names[$i]}" "${seconds[$i]}" "${results[$i]}"
 done
-printf '  %-16s %8s\n' "total" "${total}"
+printf '  %-20s %8s\n' "total" "${total}"
 exit "${status}"

@@ -14,6 +14,8 @@ broken:
 \t@exit 3
 last:
 \t@echo last-ran
+slow:
+\t@sleep 1; echo slow-done
 """
 
 
@@ -45,3 +47,25 @@ def test_a_failing_stage_stops_the_rest_and_sets_the_status(tmp_path: Path) -> N
     table = done.stdout.split("[llmhost] stage timings", 1)[1]
     assert "broken" in table and "FAILED (2)" in table
     assert "last" in table and "not run" in table
+
+
+def test_a_group_runs_side_by_side_with_prefixed_lines_and_its_wall_time(tmp_path: Path) -> None:
+    done = _stages(tmp_path, "first", "slow+last")
+    assert done.returncode == 0, done.stderr
+    assert "[slow] slow-done" in done.stdout and "[last] last-ran" in done.stdout
+    # last, started beside slow, is done before slow's one-second sleep ends
+    assert done.stdout.index("[last] last-ran") < done.stdout.index("[slow] slow-done")
+    table = done.stdout.split("[llmhost] stage timings", 1)[1].splitlines()
+    rows = [line.split() for line in table if line.strip()]
+    assert [r[0] for r in rows] == ["stage", "first", "slow", "last", "slow+last", "total"]
+    assert int(rows[2][1]) >= 1 and rows[2][2] == "ok" and rows[3][2] == "ok"
+    assert int(rows[4][1]) >= 1  # the group's wall time: its longest stage
+
+
+def test_a_failure_in_a_group_lets_the_other_finish_and_stops_the_rest(tmp_path: Path) -> None:
+    done = _stages(tmp_path, "broken+slow", "last")
+    assert done.returncode == 2
+    assert "[slow] slow-done" in done.stdout
+    assert "last-ran" not in done.stdout
+    table = done.stdout.split("[llmhost] stage timings", 1)[1]
+    assert "FAILED (2)" in table and "not run" in table
