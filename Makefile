@@ -46,8 +46,16 @@ help: ## List the targets
 $(STAMP): requirements.txt constraints.txt training/requirements.txt
 	@bash scripts/bootstrap-venv.sh "$(VENV)" "$(STAMP)"
 
+# The wheelhouses (.cache/wheelhouse/<name>: pinned wheels for the hosts, each checked
+# against its manifest's sha256 on every use, one writer at a time by <name>.lock) are
+# kept once per machine: a fresh clone links them instead of downloading about 1 GB again.
+# A checkout whose .cache/wheelhouse is already a folder keeps it.
+WHEELHOUSE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llmhost/wheelhouse
+$(ROOT)/.cache/wheelhouse:
+	@mkdir -p "$(WHEELHOUSE_CACHE)" "$(ROOT)/.cache" && ln -sfn "$(WHEELHOUSE_CACHE)" "$@"
+
 .PHONY: venv
-venv: $(STAMP) ## Create or update .venv from the pinned requirements
+venv: $(STAMP) | $(ROOT)/.cache/wheelhouse ## Create or update .venv from the pinned requirements
 
 # --- lab host ------------------------------------------------------------------
 .PHONY: engine
