@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
+from ansible_collections.llmhost.core.plugins.plugin_utils import mitogen_affinity
 
 DOCUMENTATION = r"""
 name: mitogen_docker_linear
@@ -28,6 +29,10 @@ author: llmhost
 """
 
 ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = ("docker",)
+
+# No CPU pinning: Mitogen's fixed policy puts all of Ansible on one CPU of a small control
+# node (plugin_utils/mitogen_affinity.py has the figures).
+mitogen_affinity.unpin()
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
+from ansible_collections.llmhost.core.plugins.plugin_utils import mitogen_affinity
 
 DOCUMENTATION = r"""
 name: mitogen_linear
@@ -23,6 +24,10 @@ description:
   - Runs tasks like C(ansible.builtin.linear) with one persistent Mitogen interpreter per host.
 author: llmhost
 """
+
+# No CPU pinning: Mitogen's fixed policy puts all of Ansible on one CPU of a small control
+# node (plugin_utils/mitogen_affinity.py has the figures).
+mitogen_affinity.unpin()
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
