@@ -42,8 +42,9 @@ for group in "$@"; do
     run_one "${members[0]}"
   else
     for stage in "${members[@]}"; do
-      # Each line as it comes, prefixed (sed -u: unbuffered, so lines do not wait).
-      ( run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" ) &
+      # Each line as it comes, prefixed (sed -u, and Python unbuffered: into a pipe, pytest
+      # would otherwise hold its progress lines until it ends).
+      ( PYTHONUNBUFFERED=1 run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" ) &
     done
     wait
   fi
