@@ -179,8 +179,15 @@ build_run_args() {
   )
 }
 
+# The container's run settings and the lab's vault (its ciphertext): a container made with
+# another vault (another checkout's lab on this machine, or a vault made anew) holds state
+# made with that vault's secrets, the backup repository's password above all, which
+# this vault cannot open; it is recreated like one with other ports.
 runconfig_hash() {
-  printf '%s\n' "${IMAGE}" "${RUN_ARGS[@]}" | sha256sum | cut -c1-16
+  {
+    printf '%s\n' "${IMAGE}" "${RUN_ARGS[@]}"
+    sha256sum <"${ROOT}/inventories/lab/group_vars/all/vault.yml" 2>/dev/null || true
+  } | sha256sum | cut -c1-16
 }
 
 # Drop a replaced base image once nothing tags or uses it any more.
@@ -400,7 +407,7 @@ cmd_up() {
       remove_if_untagged "${cimage}"
       create_container "${cfg}"
     elif [[ "${ccfg}" != "${cfg}" ]]; then
-      log "container ${NAME} was created with other run settings (ports?); recreating it"
+      log "container ${NAME} was created with other run settings (ports, or another lab's vault); recreating it"
       docker rm -f "${NAME}" >/dev/null
       create_container "${cfg}"
     else

@@ -268,6 +268,24 @@ def test_up_sets_up_the_operator_and_pins_the_host_key(tmp_path: Path, sshd_port
     assert (ssh_dir / "id_ed25519").exists()
 
 
+def test_up_recreates_a_container_made_with_another_vault(tmp_path: Path, sshd_port: int) -> None:
+    """Another checkout's lab (or a vault made anew): the container's state, the backup
+    repository above all, was made with secrets this vault does not hold."""
+    env = _fake_env(tmp_path, sshd_port)
+    assert _labhost(env, "up").returncode == 0
+    assert _labhost(env, "up").returncode == 0  # the same vault: kept
+    assert len([c for c in _calls(tmp_path) if c and c[0] == "run"]) == 1
+
+    vault = tmp_path / "root" / "inventories/lab/group_vars/all/vault.yml"
+    vault.write_text(vault.read_text() + "\n", encoding="utf-8")  # another ciphertext
+    result = _labhost(env, "up")
+    assert result.returncode == 0, result.stderr
+    assert "another lab's vault); recreating it" in result.stderr
+    calls = _calls(tmp_path)
+    assert len([c for c in calls if c and c[0] == "run"]) == 2
+    assert ["rm", "-f", "llmhost-pytest-fake"] in calls
+
+
 @pytest.mark.parametrize("port", ["0.0.0.0:2222", "127.0.0.1:2222", "70000", "0", "22a", "8443"])
 def test_up_refuses_bad_ssh_port(tmp_path: Path, port: str) -> None:
     result = _labhost(_fake_env(tmp_path, port), "up")
