@@ -39,17 +39,27 @@ def run_role(
 
     With tasks_from, the play includes only that task file of the role (e.g. guard.yml).
     """
-    vars_file = tmp_path / "vars.yml"
-    vars_file.write_text(yaml.safe_dump(extra_vars), encoding="utf-8")
-    play = tmp_path / "play.yml"
     body: dict[str, Any] = {"roles": [role]}
     if tasks_from:
         include = {"name": role, "tasks_from": tasks_from}
         body = {"tasks": [{"ansible.builtin.include_role": include}]}
-    play.write_text(
-        yaml.safe_dump([{"name": "t", "hosts": "localhost", "gather_facts": gather_facts, **body}]),
-        encoding="utf-8",
-    )
+    play = {"name": "t", "hosts": "localhost", "gather_facts": gather_facts, **body}
+    return run_play(tmp_path, [play], extra_vars, tags=tags)
+
+
+def run_play(
+    tmp_path: Path,
+    plays: list[dict[str, Any]],
+    extra_vars: dict[str, Any] | None = None,
+    *,
+    tags: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook of these plays against localhost (local connection), with the
+    repository's ansible.cfg and this venv's interpreter; stdout and stderr captured."""
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(yaml.safe_dump(extra_vars or {}), encoding="utf-8")
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump(plays), encoding="utf-8")
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),

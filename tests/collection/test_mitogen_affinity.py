@@ -7,15 +7,16 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import subprocess
+import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import ansible_mitogen.affinity
 import pytest
 from ansible_collections.llmhost.core.plugins.plugin_utils import mitogen_affinity
+from role_runner import run_play
 
-ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES = [
     "ansible_collections.llmhost.core.plugins.strategy.mitogen_linear",
     "ansible_collections.llmhost.core.plugins.strategy.mitogen_docker_linear",
@@ -23,32 +24,36 @@ STRATEGIES = [
 # Each process of the run, as the task sees it: the module's interpreter (the local
 # connection's Mitogen child), the worker that ran the pipe lookup, and its parent (the
 # top-level ansible-playbook).
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Read the CPUs each process of this run may use
-      ansible.builtin.command:
-        argv:
-          - "{python}"
-          - -c
-          - "import json, os; print(json.dumps(sorted(os.sched_getaffinity(0))))"
-      register: module_cpus
-      changed_when: false
-    - name: Write them down
-      ansible.builtin.copy:
-        content: >-
-          {{{{ {{'module': module_cpus.stdout | from_json,
-                 'worker_and_top': lookup('ansible.builtin.pipe', worker_and_top) | from_json}}
-               | to_json }}}}
-        dest: "{out}"
-        mode: "0644"
-      vars:
-        worker_and_top: >-
-          {python} -c "import json, os; w = os.getppid();
-          top = int(open('/proc/%d/stat' % w).read().rsplit(')', 1)[1].split()[1]);
-          print(json.dumps([sorted(os.sched_getaffinity(p)) for p in (w, top)]))"
-"""
+CPUS = "import json, os; print(json.dumps(sorted(os.sched_getaffinity(0))))"
+WORKER_AND_TOP = (
+    "import json, os; w = os.getppid(); "
+    "top = int(open('/proc/%d/stat' % w).read().rsplit(')', 1)[1].split()[1]); "
+    "print(json.dumps([sorted(os.sched_getaffinity(p)) for p in (w, top)]))"
+)
+
+
+def _play(out: Path) -> dict[str, Any]:
+    seen = (
+        "{{ {'module': module_cpus.stdout | from_json, 'worker_and_top':"
+        " lookup('ansible.builtin.pipe', worker_and_top) | from_json} | to_json }}"
+    )
+    return {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Read the CPUs each process of this run may use",
+                "ansible.builtin.command": {"argv": [sys.executable, "-c", CPUS]},
+                "register": "module_cpus",
+                "changed_when": False,
+            },
+            {
+                "name": "Write them down",
+                "ansible.builtin.copy": {"content": seen, "dest": str(out), "mode": "0644"},
+                "vars": {"worker_and_top": shlex.join([sys.executable, "-c", WORKER_AND_TOP])},
+            },
+        ],
+    }
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -64,31 +69,8 @@ def test_importing_a_shim_removes_the_pinning(name: str, monkeypatch: pytest.Mon
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning shows on 2 CPUs or more")
 def test_a_run_with_the_configured_strategy_may_use_every_cpu(tmp_path: Path) -> None:
-    play = tmp_path / "play.yml"
     out = tmp_path / "cpus.json"
-    play.write_text(PLAY.format(python=sys.executable, out=out), encoding="utf-8")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_NOCOLOR="1",
-    )
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(play),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    done = run_play(tmp_path, [_play(out)])
     assert done.returncode == 0, done.stdout + done.stderr
     seen = json.loads(out.read_text(encoding="utf-8"))
     everyone = sorted(os.sched_getaffinity(0))
