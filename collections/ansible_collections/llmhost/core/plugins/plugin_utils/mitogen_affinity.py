@@ -23,8 +23,3 @@ import ansible_mitogen.affinity
 def unpin() -> None:
     """Make every later affinity call of ansible_mitogen a no-op (idempotent)."""
     ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
-
-
-def pinned() -> bool:
-    """Whether ansible_mitogen would still pin processes to CPUs."""
-    return type(ansible_mitogen.affinity.policy) is not ansible_mitogen.affinity.Policy
