@@ -3,9 +3,11 @@
 molecule/base.yml selects it: a scenario's tasks reach the container through one Mitogen
 interpreter started by a single ``docker exec`` (Mitogen's ``mitogen_docker``), not a
 ``docker exec`` and a new interpreter for every task. Every other connection, ``local``
-above all, stays Ansible's own: Molecule's create and destroy plays wait on async jobs in
-the folder they name in ``ansible_async_dir``, which Mitogen's local connection does not
-use (its jobs land in ~/.ansible_async and the wait never ends).
+above all, stays Ansible's own: the local plays (molecule/create.yml and destroy.yml, the
+evidence scenario) gain nothing from Mitogen, and Molecule's stock create and destroy
+plays, which a scenario may still name, wait on async jobs in the folder they name in
+``ansible_async_dir``, which Mitogen's local connection does not use (its jobs land in
+~/.ansible_async and the wait never ends).
 
 The list of redirected connections is a module global of ``ansible_mitogen.strategy``;
 one ansible-playbook loads one strategy (Molecule's generated ansible.cfg names this
