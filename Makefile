@@ -131,14 +131,11 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
-# Two lanes side by side (scripts/stages.sh a+b,c): the Molecule scenarios in one; lint,
-# the unit tests and then the lab tests in the other, each after the one before passed.
-# Either leaves a core idle while it waits on playbooks and containers. The lab tests
-# start when the unit tests end, beside Molecule's last and lightest scenarios (it runs
-# the slowest first), and their kill, drain and liveness tests come after Molecule ends.
-comma := ,
-test: venv ## Molecule beside lint, unit tests, then the lab tests; timed per stage (ROLE=x: that role's)
-	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh molecule+lint$(comma)unit$(if $(ROLE),,$(comma)lab-tests)
+# The unit tests and the Molecule scenarios side by side (scripts/stages.sh a+b): each
+# leaves a core idle while it waits on playbooks and containers; the lab tests, which
+# time kills, drains and liveness windows, after them on a machine of their own.
+test: venv ## Lint, unit tests beside every Molecule scenario, then the lab tests, timed per stage (ROLE=x: that role's)
+	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh lint unit+molecule $(if $(ROLE),,lab-tests)
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff
