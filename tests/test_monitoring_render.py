@@ -10,16 +10,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from role_runner import run_play
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "monitoring"
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text("utf-8"))
 PROMETHEUS_VERSION: str = DEFAULTS["monitoring_package_versions"]["bookworm"]["prometheus"]
 PROMTOOL_CACHE = ROOT / ".cache" / "tools" / f"prometheus-{PROMETHEUS_VERSION}" / "usr/bin/promtool"
@@ -47,8 +46,7 @@ def promtool_path() -> str | None:
 def render(out: Path, templates: dict[str, str], overrides: dict[str, Any] | None = None) -> None:
     """Render roles/monitoring/templates/<src> to out/<dest> for each item, with Ansible."""
     out.mkdir(parents=True, exist_ok=True)
-    extra = {**FACTS, **(overrides or {}), "ansible_python_interpreter": sys.executable}
-    (out / "vars.yml").write_text(yaml.safe_dump(extra), encoding="utf-8")
+    extra = {**FACTS, **(overrides or {})}
     play = [
         {
             "name": "Render the monitoring templates",
@@ -68,27 +66,7 @@ def render(out: Path, templates: dict[str, str], overrides: dict[str, Any] | Non
             ],
         }
     ]
-    (out / "render.yml").write_text(yaml.safe_dump(play), encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env["ANSIBLE_FACT_CACHING"] = "memory"
-    result = subprocess.run(
-        [
-            str(PLAYBOOK),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(out / "render.yml"),
-            "-e",
-            f"@{out / 'vars.yml'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    result = run_play(out, play, extra)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

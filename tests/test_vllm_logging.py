@@ -10,7 +10,6 @@ import base64
 import importlib.util
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -20,12 +19,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
+from role_runner import run_play
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLE = ROOT / "roles" / "vllm"
 FILES = ROLE / "files"
-PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 LOCKS = sorted(FILES.glob("requirements-*.lock.txt"))
 GATEWAY_ID = "4f0c2a9e8b7d6c5b4a3f2e1d0c9b8a71"
 
@@ -102,11 +100,8 @@ def _render(tmp_path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         "_vllm_model_config": {
             "content": base64.b64encode(b'{"torch_dtype": "bfloat16"}').decode()
         },
-        "ansible_python_interpreter": sys.executable,
         **overrides,
     }
-    vars_file = tmp_path / "vars.yml"
-    vars_file.write_text(yaml.safe_dump(extra), encoding="utf-8")
     play = [
         {
             "name": "Render the vllm role's logging",
@@ -137,18 +132,7 @@ def _render(tmp_path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
             ],
         }
     ]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play), encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env["ANSIBLE_FACT_CACHING"] = "memory"
-    done = subprocess.run(
-        [PLAYBOOK, "-i", "localhost,", "-c", "local", tmp_path / "play.yml", "-e", f"@{vars_file}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    done = run_play(tmp_path, play, extra)
     assert done.returncode == 0, done.stdout + done.stderr
     return {
         "logging": json.loads((out / "logging.json").read_text("utf-8")),
