@@ -26,6 +26,10 @@ def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
 
 
 # (overrides, the check that must fail, words of its message)
+_TIMEOUTS = (
+    "monitoring_targets_timeout_s / monitoring_prometheus_ready_timeout_s"
+    " / monitoring_alertmanager_ready_timeout_s"
+)
 CASES = [
     (
         {"monitoring_listen_address": "0.0.0.0"},  # noqa: S104 (the refused input)
@@ -71,8 +75,13 @@ CASES = [
     ),
     (
         {"monitoring_prometheus_ready_timeout_s": 0},
-        "monitoring_targets_timeout_s / monitoring_prometheus_ready_timeout_s",
-        "must be at least 10 seconds each",
+        _TIMEOUTS,
+        "must be at least 10 seconds each, got 90 / 0 / 60",
+    ),
+    (
+        {"monitoring_alertmanager_ready_timeout_s": 9},
+        _TIMEOUTS,
+        "must be at least 10 seconds each, got 90 / 120 / 9",
     ),
     (
         {"monitoring_alertmanager_memory_max": "lots"},
