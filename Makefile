@@ -117,7 +117,7 @@ tools: ## promtool and amtool for the rule and Alertmanager config tests (Debian
 	get() { (cd .cache/tools/debs && apt-get download -q "prometheus=$(PROMTOOL_VERSION)" "prometheus-alertmanager=$(AMTOOL_VERSION)"); }; \
 	if ! get; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "[llmhost] prometheus / prometheus-alertmanager not downloadable: the promtool and amtool tests will skip"; exit 0; fi; \
-	  apt-get update -qq && get; \
+	  apt-get -o DPkg::Lock::Timeout=300 update -qq && get; \
 	fi; \
 	dpkg-deb -x .cache/tools/debs/prometheus_*.deb ".cache/tools/prometheus-$(PROMTOOL_VERSION)"; \
 	dpkg-deb -x .cache/tools/debs/prometheus-alertmanager_*.deb ".cache/tools/prometheus-alertmanager-$(AMTOOL_VERSION)"; \
@@ -126,7 +126,8 @@ tools: ## promtool and amtool for the rule and Alertmanager config tests (Debian
 .PHONY: browser
 browser: ## Headless Chromium for the evidence page test (Debian package)
 	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium; \
 	  else echo "[llmhost] sudo apt-get install chromium (the page test is skipped without it)"; fi; }
 
 # --- tests -----------------------------------------------------------------------

@@ -20,7 +20,9 @@ command -v "$py" >/dev/null || die "$py not found: install Python 3.11 or newer 
 if ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing python3-venv (Debian's python3 ships without ensurepip)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    # Wait for a dpkg lock held by another apt run (unattended upgrades) instead of failing.
+    apt-get -o DPkg::Lock::Timeout=300 update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
   else
     die "$py cannot create a venv: as root run 'apt-get install python3-venv'"
   fi
