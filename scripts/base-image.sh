@@ -415,6 +415,7 @@ main() {
   if ! docker_ready; then
     bash "${LLMHOST_SCRIPTS_DIR}/docker-engine.sh" ensure
   fi
+  one_at_a_time "base-image-${DISTRO}"
   current="$(image_label)"
   if [[ "${FORCE}" -eq 0 && "${current}" == "${hash}" ]]; then
     log "base image up to date: ${TAG} (${RECIPE_LABEL}=${hash:0:12}...) [$(elapsed_since "${start}")]"

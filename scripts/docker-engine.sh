@@ -93,6 +93,11 @@ cmd_ensure() {
     log "docker engine already answering (server $(server_version))"
     return 0
   fi
+  one_at_a_time docker-engine
+  if docker_ready; then  # another run started it while this one waited
+    log "docker engine answering (server $(server_version)), started by another run"
+    return 0
+  fi
   if [[ -n "${DOCKER_HOST:-}" && "${DOCKER_HOST}" != "unix://${SOCKET}" ]]; then
     die "DOCKER_HOST=${DOCKER_HOST} does not answer; unset DOCKER_HOST to use the local engine on ${SOCKET}"
   fi
@@ -126,13 +131,14 @@ cmd_ensure() {
   log "starting ${dockerd} in the background (log: ${LOGFILE}) ..."
   mkdir -p "${EXEC_ROOT}" "${DATA_ROOT}" "$(dirname "${LOGFILE}")"
   printf '=== %s llmhost docker-engine.sh starting %s\n' "$(date -Is)" "${dockerd}" >>"${LOGFILE}"
-  # setsid + nohup: own session, immune to the caller's hangup and job control.
+  # setsid + nohup: own session, immune to the caller's hangup and job control; 9>&-:
+  # it must not inherit (and hold for ever) one_at_a_time's lock.
   setsid nohup "${dockerd}" \
     -H "unix://${SOCKET}" \
     --data-root "${DATA_ROOT}" \
     --exec-root "${EXEC_ROOT}" \
     --pidfile "${PIDFILE}" \
-    >>"${LOGFILE}" 2>&1 </dev/null &
+    >>"${LOGFILE}" 2>&1 </dev/null 9>&- &
   pid=$!
   disown "${pid}" 2>/dev/null || true
 

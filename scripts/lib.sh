@@ -72,6 +72,18 @@ find_cmd() {
   return 1
 }
 
+# one_at_a_time NAME: hold a machine-wide lock (${TMPDIR:-/tmp}/llmhost-NAME.lock, on
+# file descriptor 9) until this script exits: make test's lanes (and two checkouts on one
+# machine) may ask for the same engine or image at once; the second waits, then finds it ready.
+one_at_a_time() {
+  local lock="${TMPDIR:-/tmp}/llmhost-$1.lock"
+  exec 9>>"${lock}"
+  if ! flock -n 9; then
+    log "waiting for another run to finish with ${1} (${lock})"
+    flock 9
+  fi
+}
+
 # apt_install WHY PACKAGE...: install Debian packages with apt-get (root only).
 # Without root it stops and says exactly what is missing and how to get it.
 apt_install() {

@@ -325,3 +325,38 @@ def test_down_without_container_is_ok(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "not present" in result.stderr
     assert not [c for c in _calls(tmp_path) if c and c[0] == "rm"]
+
+
+def test_one_at_a_time_lets_a_second_run_wait_for_the_first(tmp_path: Path) -> None:
+    """lib.sh one_at_a_time: make test's lanes may build one base image (or start the
+    engine) at once; the second run waits for the first's lock, says so, then goes on."""
+    script = (
+        f'source "{ROOT}/scripts/lib.sh"; one_at_a_time base-image-test; '
+        'echo "$1 in $(date +%s.%N)"; touch "${TMPDIR}/$1.in"; sleep "$2"; '
+        'echo "$1 out $(date +%s.%N)"'
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the lock file goes to this test's folder
+    first = subprocess.Popen(
+        ["bash", "-c", script, "x", "first", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for _ in range(200):  # until the first run holds the lock
+        if (tmp_path / "first.in").exists():
+            break
+        threading.Event().wait(0.05)
+    second = subprocess.run(
+        ["bash", "-c", script, "x", "second", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    out, _ = first.communicate(timeout=30)
+    first_out = float(out.split("first out ")[1])
+    second_in = float(second.stdout.split("second in ")[1].split()[0])
+    assert second_in >= first_out, (out, second.stdout)
+    assert "waiting for another run to finish with base-image-test" in second.stderr
