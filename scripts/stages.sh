@@ -5,7 +5,9 @@
 # A STAGE written a+b runs the targets a and b side by side (stages that wait on
 # containers and playbooks leave a core idle that the other one uses); each of their
 # output lines is prefixed with its name, and the group's row in the table is its wall
-# time. A failure in a group lets its other stages finish, and stops the later stages.
+# time. A side written a,b is a lane: b starts when a has passed (a failed a leaves b not
+# run), while the other sides go on. A failure in a group lets its other sides finish,
+# and stops the later stages.
 set -uo pipefail
 declare -a names=() seconds=() results=()
 status=0
@@ -31,25 +33,37 @@ record() {  # record NAME SECONDS RC
 }
 
 for group in "$@"; do
-  IFS=+ read -r -a members <<<"${group}"
+  IFS=+ read -r -a sides <<<"${group}"
+  IFS=+, read -r -a members <<<"${group}"
   if [ "${status}" -ne 0 ]; then
     for stage in "${members[@]}"; do names+=("${stage}"); seconds+=(0); results+=("not run"); done
     continue
   fi
   start=$(date +%s)
-  echo "[llmhost] stage: ${group//+/ and }"
+  label=${group//+/ beside }
+  echo "[llmhost] stage: ${label//,/ then }"
   if [ "${#members[@]}" -eq 1 ]; then
     run_one "${members[0]}"
   else
-    for stage in "${members[@]}"; do
-      # Each line as it comes, prefixed (sed -u, and Python unbuffered: into a pipe, pytest
-      # would otherwise hold its progress lines until it ends).
-      ( PYTHONUNBUFFERED=1 run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" ) &
+    for side in "${sides[@]}"; do
+      IFS=, read -r -a lane <<<"${side}"
+      (
+        for stage in "${lane[@]}"; do
+          # Each line as it comes, prefixed (sed -u, and Python unbuffered: into a pipe,
+          # pytest would otherwise hold its progress lines until it ends).
+          ( PYTHONUNBUFFERED=1 run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" )
+          [ "$(cat "${tmp}/${stage}.rc" 2>/dev/null || echo 1)" -eq 0 ] || break
+        done
+      ) &
     done
     wait
   fi
   for stage in "${members[@]}"; do
-    rc=$(cat "${tmp}/${stage}.rc" 2>/dev/null || echo 1)
+    if [ ! -f "${tmp}/${stage}.rc" ]; then  # after a failed stage in its lane
+      names+=("${stage}"); seconds+=(0); results+=("not run")
+      continue
+    fi
+    rc=$(cat "${tmp}/${stage}.rc")
     record "${stage}" "$(cat "${tmp}/${stage}.s" 2>/dev/null || echo 0)" "${rc}"
     if [ "${rc}" -ne 0 ] && [ "${status}" -eq 0 ]; then status=${rc}; fi
   done

@@ -69,3 +69,27 @@ def test_a_failure_in_a_group_lets_the_other_finish_and_stops_the_rest(tmp_path:
     assert "last-ran" not in done.stdout
     table = done.stdout.split("[llmhost] stage timings", 1)[1]
     assert "FAILED (2)" in table and "not run" in table
+
+
+def test_a_lane_runs_its_stages_in_turn_beside_the_other_side(tmp_path: Path) -> None:
+    done = _stages(tmp_path, "slow+first,last")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    # first, then last, both before slow's one-second sleep ends
+    assert out.index("[first] one") < out.index("[last] last-ran") < out.index("[slow] slow-done")
+    table = out.split("[llmhost] stage timings", 1)[1].splitlines()
+    rows = [line.split() for line in table if line.strip()]
+    assert [r[0] for r in rows] == ["stage", "slow", "first", "last", "slow+first,last", "total"]
+    assert all(r[2] == "ok" for r in rows[1:4])
+
+
+def test_a_failure_in_a_lane_skips_its_later_stages_only(tmp_path: Path) -> None:
+    done = _stages(tmp_path, "slow+broken,last", "first")
+    assert done.returncode == 2
+    assert "[slow] slow-done" in done.stdout  # the other side finished
+    assert "last-ran" not in done.stdout and "[first]" not in done.stdout
+    table = done.stdout.split("[llmhost] stage timings", 1)[1].splitlines()
+    rows = {line.split()[0]: line for line in table if line.strip()}
+    assert "FAILED (2)" in rows["broken"]
+    assert "not run" in rows["last"] and "not run" in rows["first"]
+    assert rows["slow"].split()[2] == "ok"
