@@ -28,7 +28,6 @@ PROMTOOL := .cache/tools/prometheus-$(PROMTOOL_VERSION)/usr/bin/promtool
 AMTOOL_VERSION := $(shell sed -n '/^  bookworm:/,/^  [a-z]/s/^    prometheus-alertmanager: "\(.*\)"$$/\1/p' roles/monitoring/defaults/main.yml)
 AMTOOL := .cache/tools/prometheus-alertmanager-$(AMTOOL_VERSION)/usr/bin/amtool
 INVENTORY ?= inventories/lab
-LAB_DISTROS := debian12
 TEST_DISTROS := debian12 debian13
 
 export LLMHOST_ROOT := $(ROOT)
@@ -151,12 +150,12 @@ unit: venv tools browser ## pytest without the lab hosts: unit tests, templates,
 	pytest -q -n $(UNIT_JOBS) --dist loadfile --durations=15 -m "not lab" $(UNIT_TESTS)
 
 .PHONY: lab-tests fleet-test
-lab-tests: venv engine images ## pytest on a lab host container (SSH, kills under load, partial runs)
+lab-tests: venv engine ## pytest on a lab host container (SSH, kills under load, partial runs)
 	pytest -q -p no:xdist --durations=0 -m "lab and not fleet" tests
 
 # Not in make test: two replicas each installing vLLM and starting it twice, a rollout under
 # streams, a replica killed under load: about 11 minutes and 830 CPU-seconds on 2 cores.
-fleet-test: venv engine images ## The fleet lab as a test: rolling upgrade under streams, a replica killed under load
+fleet-test: venv engine ## The fleet lab as a test: rolling upgrade under streams, a replica killed under load
 	pytest -q -p no:xdist --durations=0 -m fleet tests
 
 .PHONY: molecule
@@ -168,7 +167,7 @@ fleet-test: venv engine images ## The fleet lab as a test: rolling upgrade under
 DISTRO ?=
 MOLECULE_DISTROS_preflight := debian12 debian13
 MOLECULE_RUNS = $(foreach r,$(if $(ROLE),$(ROLE),$(MOLECULE_ORDER)),$(foreach d,$(or $(DISTRO),$(MOLECULE_DISTROS_$(r)),debian12),$(r):$(d)))
-molecule: venv images ## Molecule scenarios (all, or ROLE=x; DISTRO=debian13; JOBS=n at a time)
+molecule: venv engine ## Molecule scenarios (all, or ROLE=x; DISTRO=debian13; JOBS=n at a time)
 	@bash scripts/molecule.sh $(MOLECULE_RUNS)
 
 .PHONY: clean

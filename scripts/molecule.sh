@@ -34,10 +34,13 @@ one() {  # one run (ROLE:DISTRO); writes "<seconds> <rc>" to ${logs}/<role>-<dis
     export LLMHOST_ROLE="${r}" LLMHOST_DISTRO="${d}" LLMHOST_MOL_CHECKOUT="${checkout}" \
       LLMHOST_MOL_HTTPS_PORT="${port}" LLMHOST_MOL_HTTP_PORT="$((port + 1))" \
       MOLECULE_EPHEMERAL_DIRECTORY="${HOME}/.ansible/tmp/llmhost-mol-${checkout}-${name}"
+    # The run's base image first (built once, whichever run or lane asks first; a
+    # Debian 13 image is built only when a Debian 13 run comes, beside the others).
     if [ "${jobs}" -gt 1 ]; then
-      molecule -c "${root}/molecule/base.yml" test >"${logs}/${name}.log" 2>&1
+      { bash "${root}/scripts/base-image.sh" "${d}" &&
+        molecule -c "${root}/molecule/base.yml" test; } >"${logs}/${name}.log" 2>&1
     else
-      molecule -c "${root}/molecule/base.yml" test
+      bash "${root}/scripts/base-image.sh" "${d}" && molecule -c "${root}/molecule/base.yml" test
     fi
   )
   rc=$?

@@ -18,12 +18,19 @@ sleep 1
 echo "args: $*"
 [ "$LLMHOST_ROLE" != broken ] || { echo "the verifier failed here"; exit 4; }
 """
+# scripts/base-image.sh's stand-in: records which image a run asked for, and when; fails
+# for debian13 when FAKE_IMAGE_FAILS=debian13.
+FAKE_BASE_IMAGE = """#!/usr/bin/env bash
+echo "$1 $(date +%s%N)" >> "$FAKE_OUT/images"
+[ "$1" != "${FAKE_IMAGE_FAILS:-}" ] || { echo "debootstrap failed for $1"; exit 3; }
+"""
 
 
 def _checkout(tmp_path: Path, roles: list[str]) -> Path:
     root = tmp_path / "repo"
     (root / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "molecule.sh", root / "scripts" / "molecule.sh")
+    (root / "scripts" / "base-image.sh").write_text(FAKE_BASE_IMAGE, encoding="utf-8")
     (root / "molecule").mkdir()
     (root / "molecule" / "base.yml").write_text("---\n", encoding="utf-8")
     for role in roles:
@@ -33,7 +40,9 @@ def _checkout(tmp_path: Path, roles: list[str]) -> Path:
     return root
 
 
-def _run(tmp_path: Path, root: Path, *runs: str, jobs: int) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, root: Path, *runs: str, jobs: int, image_fails: str = ""
+) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "molecule"
@@ -47,6 +56,7 @@ def _run(tmp_path: Path, root: Path, *runs: str, jobs: int) -> subprocess.Comple
         "JOBS": str(jobs),
         "FAKE_OUT": str(out),
         "HOME": str(tmp_path / "home"),
+        "FAKE_IMAGE_FAILS": image_fails,
     }
     return subprocess.run(
         ["bash", str(root / "scripts" / "molecule.sh"), *runs],
@@ -82,6 +92,24 @@ def test_runs_side_by_side_each_with_its_own_ports_and_folder(tmp_path: Path) ->
     table = done.stdout.split("[llmhost] molecule runs (2 at a time)", 1)[1]
     assert "alpha-debian12" in table and "beta-debian13" in table
     assert table.count("passed") == 2
+    # Each run asked for its own distribution's base image before Molecule started.
+    images = dict(
+        line.split()
+        for line in (tmp_path / "out" / "images").read_text(encoding="utf-8").splitlines()
+    )
+    assert sorted(images) == ["debian12", "debian13"]
+    assert int(images["debian12"]) < int(alpha["start"])
+    assert int(images["debian13"]) < int(beta["start"])
+
+
+def test_a_run_whose_image_cannot_be_built_fails_without_molecule(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["alpha", "beta"])
+    done = _run(tmp_path, root, "alpha", "beta:debian13", jobs=2, image_fails="debian13")
+    assert done.returncode == 1
+    assert "[beta-debian13] debootstrap failed for debian13" in done.stdout
+    assert "molecule beta on debian13 FAILED (3)" in done.stdout
+    assert not (tmp_path / "out" / "beta-debian13.env").exists()  # Molecule never ran
+    assert "molecule alpha on debian12 passed" in done.stdout
 
 
 def test_a_failed_run_prints_its_output_and_fails_the_whole(tmp_path: Path) -> None:
