@@ -130,13 +130,14 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 # --- tests -----------------------------------------------------------------------
 .PHONY: test
 # Three lanes side by side (scripts/stages.sh a+b,c+d): the lab tests; lint then the unit
-# tests; the Molecule scenarios. The lab tests go first because much of their time is
-# waiting (a converge over SSH, liveness windows, drains, restarts): alone they keep 2 cores
-# 56% busy, and the other lanes fill the rest. Measured on a clean clone (2 cores): see
-# the table make test prints, and the note of the change that made this order.
+# tests; the Molecule scenarios. The lab tests are the longest chain (a converge over SSH,
+# then liveness windows, drains and restarts, one after the other; alone they keep 2 cores
+# 56% busy), so they start first and the other lanes run at a lower CPU priority
+# (STAGES_NICE): they take the cores the lab tests leave.
 comma := ,
 test: venv ## Lab tests beside lint then unit tests, beside Molecule; timed per stage (ROLE=x: that role's)
-	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" bash scripts/stages.sh $(if $(ROLE),,lab-tests+)lint$(comma)unit+molecule
+	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" STAGES_NICE="lint unit molecule" \
+	  bash scripts/stages.sh $(if $(ROLE),,lab-tests+)lint$(comma)unit+molecule
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff

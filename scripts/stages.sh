@@ -7,7 +7,8 @@
 # output lines is prefixed with its name, and the group's row in the table is its wall
 # time. A side written a,b is a lane: b starts when a has passed (a failed a leaves b not
 # run), while the other sides go on. A failure in a group lets its other sides finish,
-# and stops the later stages.
+# and stops the later stages. STAGES_NICE names stages (space-separated) that run at a
+# lower CPU priority (nice 10): beside them, the others get the cores first.
 set -uo pipefail
 declare -a names=() seconds=() results=()
 status=0
@@ -18,8 +19,10 @@ trap 'rm -rf "${tmp}"' EXIT
 run_one() {  # run_one STAGE: make STAGE; its status in ${tmp}/STAGE.rc, its seconds in .s
   local stage=$1 start rc
   start=$(date +%s)
+  local -a prio=()
+  if [[ " ${STAGES_NICE:-} " == *" ${stage} "* ]]; then prio=(nice -n 10); fi
   # shellcheck disable=SC2086  # MAKE_ARGS is a list of words on purpose
-  make --no-print-directory "${stage}" ${MAKE_ARGS:-}
+  "${prio[@]}" make --no-print-directory "${stage}" ${MAKE_ARGS:-}
   rc=$?
   echo "${rc}" >"${tmp}/${stage}.rc"
   echo "$(( $(date +%s) - start ))" >"${tmp}/${stage}.s"

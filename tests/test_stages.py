@@ -3,6 +3,7 @@ status, later stages not run."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,14 +17,17 @@ last:
 \t@echo last-ran
 slow:
 \t@sleep 1; echo slow-done
+prio:
+\t@echo "niceness $$(nice)"
 """
 
 
-def _stages(tmp_path: Path, *stages: str) -> subprocess.CompletedProcess[str]:
+def _stages(tmp_path: Path, *stages: str, nice: str = "") -> subprocess.CompletedProcess[str]:
     (tmp_path / "Makefile").write_text(MAKEFILE, encoding="utf-8")
     return subprocess.run(
         ["bash", str(ROOT / "scripts" / "stages.sh"), *stages],
         cwd=tmp_path,
+        env={**os.environ, "STAGES_NICE": nice},
         capture_output=True,
         text=True,
         check=False,
@@ -93,3 +97,13 @@ def test_a_failure_in_a_lane_skips_its_later_stages_only(tmp_path: Path) -> None
     assert "FAILED (2)" in rows["broken"]
     assert "not run" in rows["last"] and "not run" in rows["first"]
     assert rows["slow"].split()[2] == "ok"
+
+
+def test_stages_named_in_stages_nice_run_at_a_lower_priority(tmp_path: Path) -> None:
+    """make test lets the lab tests' lane have the cores first: the other lanes run niced."""
+    base = os.nice(0)
+    done = _stages(tmp_path, "prio+first,slow", nice="slow prio")
+    assert done.returncode == 0, done.stderr
+    assert f"[prio] niceness {min(base + 10, 19)}" in done.stdout
+    plain = _stages(tmp_path, "prio", nice="slowprio first")  # whole names only
+    assert f"niceness {base}" in plain.stdout
