@@ -123,8 +123,7 @@ tools: ## promtool and amtool for the rule and Alertmanager config tests (Debian
 .PHONY: browser
 browser: ## Headless Chromium for the evidence page test (Debian package)
 	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium; \
+	  bash -c 'source scripts/lib.sh && apt_install "the evidence page test" chromium'; \
 	  else echo "[llmhost] sudo apt-get install chromium (the page test is skipped without it)"; fi; }
 
 # --- tests -----------------------------------------------------------------------

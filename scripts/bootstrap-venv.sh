@@ -19,10 +19,8 @@ command -v "$py" >/dev/null || die "$py not found: install Python 3.11 or newer 
   || die "$py is $("$py" -V 2>&1); llmhost needs Python 3.11 or newer on the control node"
 if ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing python3-venv (Debian's python3 ships without ensurepip)"
-    # Wait for a dpkg lock held by another apt run (unattended upgrades) instead of failing.
-    apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
+    # Debian's python3 ships without ensurepip; apt_install waits for a held dpkg lock.
+    (source "${root}/scripts/lib.sh" && apt_install "the control-node venv" python3-venv)
   else
     die "$py cannot create a venv: as root run 'apt-get install python3-venv'"
   fi

@@ -36,12 +36,8 @@ one() {  # one run (ROLE:DISTRO); writes "<seconds> <rc>" to ${logs}/<role>-<dis
       MOLECULE_EPHEMERAL_DIRECTORY="${HOME}/.ansible/tmp/llmhost-mol-${checkout}-${name}"
     # The run's base image first (built once, whichever run or lane asks first; a
     # Debian 13 image is built only when a Debian 13 run comes, beside the others).
-    if [ "${jobs}" -gt 1 ]; then
-      { bash "${root}/scripts/base-image.sh" "${d}" &&
-        molecule -c "${root}/molecule/base.yml" test; } >"${logs}/${name}.log" 2>&1
-    else
-      bash "${root}/scripts/base-image.sh" "${d}" && molecule -c "${root}/molecule/base.yml" test
-    fi
+    run() { bash "${root}/scripts/base-image.sh" "${d}" && molecule -c "${root}/molecule/base.yml" test; }
+    if [ "${jobs}" -gt 1 ]; then run >"${logs}/${name}.log" 2>&1; else run; fi
   )
   rc=$?
   echo "$(( $(date +%s) - start )) ${rc}" >"${logs}/${name}.result"

@@ -15,9 +15,9 @@ _SSH_PORT, _GATEWAY_PORT) so a user's fleet lab is left alone.
 
 Figures are printed (with -s) and written to /tmp/llmhost-fleet-figures.json.
 
-Run by make fleet-test, not by make test: about 11 minutes and 830 CPU-seconds (two
-replicas each installing vLLM and starting it twice, a rollout under streams) would take
-make test past its 25 minutes on a 2-core machine.
+Run by make fleet-test, not by make test: about 11 minutes and 830 CPU-seconds on a
+2-core machine (two replicas each installing vLLM and starting it twice, a rollout under
+streams), more than make test can add and keep to its time.
 """
 
 from __future__ import annotations
