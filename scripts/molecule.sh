@@ -6,7 +6,8 @@
 # run's place in the list, so runs, and two worktrees on one machine, go side by side.
 # With JOBS>1 each run's output goes to .cache/molecule/<role>-<distro>.log and is printed
 # whole when it fails. Exit status: non-zero when any run failed. A table of durations
-# ends the run.
+# ends the run, then, for each failed run, where it failed in a few lines (the task that
+# ended its play, pytest's failures, Molecule's errors), so the end of a CI log says why.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=${JOBS:-1}
@@ -52,6 +53,31 @@ one() {  # one run (ROLE:DISTRO); writes "<seconds> <rc>" to ${logs}/<role>-<dis
   fi
 }
 
+why_failed() {  # why_failed LOG: the lines of a Molecule log that say where the run failed
+  # A fatal or failed block counts when the recap follows it, not another task (those
+  # were rescued or ignored); retries are not failures, nor Ansible's "Task failed" lines.
+  # At most 12 lines of 200 characters; the caller prints the log's last lines when none
+  # of these are in it.
+  LC_ALL=C awk '
+    { gsub(/\033\[[0-9;]*m/, ""); sub(/^ *\342\224\202 ?/, ""); line = substr($0, 1, 200) }
+    / [a-z_]+: Executing/ { s = $0; sub(/: Executing.*/, "", s); sub(/.* /, "", s); phase = s }
+    /^TASK \[/ { task = line; n = 0; next }
+    /^(fatal|failed): \[/ { n = 1; block[1] = line; next }
+    n > 0 && n < 8 && /^ / { block[++n] = line; next }
+    /^(NO MORE HOSTS LEFT|PLAY RECAP)/ && n > 0 {
+      if (out < 12) { print "    [" phase "] " task; out++ }
+      for (i = 1; i <= n && out < 12; i++) { print "      " block[i]; out++ }
+      n = 0; next
+    }
+    /Idempotence test failed/ { idem = 1 }
+    idem && /^\* \[/ && out < 12 { print "      " line; out++; next }
+    /\[ERROR\]: Task failed|return code was/ { next }  # the fatal block, Molecule'"'"'s echo
+    /^FAILED [^ ]+::|^E   |(CRITICAL|ERROR) |\[ERROR\]:/ && out < 12 && !seen[line]++ {
+      print "    [" phase "] " line; out++
+    }
+  ' "$1"
+}
+
 # Every run as ROLE:DISTRO once (a bare ROLE runs on debian12).
 runs=()
 for run in "$@"; do
@@ -77,5 +103,13 @@ for run in "${runs[@]}"; do
   if read -r secs rc <"${logs}/${name}.result" 2>/dev/null; then :; else secs="?"; rc=1; fi
   if [ "${rc}" -eq 0 ]; then res="passed"; else res="FAILED (${rc})"; status=1; fi
   printf '  %-28s %8s  %s\n' "${name}" "${secs}" "${res}"
+done
+for run in "${runs[@]}"; do  # with JOBS=1 the output came as it was written: nothing to add
+  name="${run%%:*}-${run#*:}"
+  [ "${jobs}" -gt 1 ] || break
+  read -r _ rc <"${logs}/${name}.result" 2>/dev/null && [ "${rc}" -eq 0 ] && continue
+  echo "[llmhost] where ${name} failed (its whole output is above and in .cache/molecule/${name}.log):"
+  why=$(why_failed "${logs}/${name}.log")
+  if [ -n "${why}" ]; then echo "${why}"; else tail -n 5 "${logs}/${name}.log" | cut -c1-200; fi
 done
 exit "${status}"

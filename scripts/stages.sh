@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run make stages in order, time each, and print a table at the end (also when a stage
-# fails: the table says which, and the exit status is that stage's).
+# fails: the table says which, the failed stage's last lines follow it, and the exit
+# status is that stage's).
 # Usage: scripts/stages.sh STAGE... (each a make target); MAKE_ARGS are passed on.
 # A STAGE written a+b runs the targets a and b side by side (stages that wait on
 # containers and playbooks leave a core idle that the other one uses); each of their
@@ -11,6 +12,7 @@
 # lower CPU priority (nice 10): beside them, the others get the cores first.
 set -uo pipefail
 declare -a names=() seconds=() results=()
+failed=()
 status=0
 start_all=$(date +%s)
 tmp=$(mktemp -d)
@@ -46,7 +48,7 @@ for group in "$@"; do
   label=${group//+/ beside }
   echo "[llmhost] stage: ${label//,/ then }"
   if [ "${#members[@]}" -eq 1 ]; then
-    run_one "${members[0]}"
+    run_one "${members[0]}" 2>&1 | tee "${tmp}/${members[0]}.out"
   else
     for side in "${sides[@]}"; do
       IFS=, read -r -a lane <<<"${side}"
@@ -54,7 +56,8 @@ for group in "$@"; do
         for stage in "${lane[@]}"; do
           # Each line as it comes, prefixed (sed -u, and Python unbuffered: into a pipe,
           # pytest would otherwise hold its progress lines until it ends).
-          ( PYTHONUNBUFFERED=1 run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" )
+          ( PYTHONUNBUFFERED=1 run_one "${stage}" 2>&1 | sed -u "s/^/[${stage}] /" \
+            | tee "${tmp}/${stage}.out" )
           [ "$(cat "${tmp}/${stage}.rc" 2>/dev/null || echo 1)" -eq 0 ] || break
         done
       ) &
@@ -68,6 +71,7 @@ for group in "$@"; do
     fi
     rc=$(cat "${tmp}/${stage}.rc")
     record "${stage}" "$(cat "${tmp}/${stage}.s" 2>/dev/null || echo 0)" "${rc}"
+    [ "${rc}" -eq 0 ] || failed+=("${stage}")
     if [ "${rc}" -ne 0 ] && [ "${status}" -eq 0 ]; then status=${rc}; fi
   done
   if [ "${#members[@]}" -gt 1 ]; then
@@ -84,4 +88,11 @@ for i in "${!names[@]}"; do
   printf '  %-20s %8s  %s\n' "${names[$i]}" "${seconds[$i]}" "${results[$i]}"
 done
 printf '  %-20s %8s\n' "total" "${total}"
+# A failed stage's last lines once more, last: beside other stages they scrolled away,
+# and the end of a log is what a CI page shows first.
+for stage in "${failed[@]}"; do
+  echo
+  echo "[llmhost] ${stage} failed; the last lines it printed:"
+  tail -n 16 "${tmp}/${stage}.out" 2>/dev/null | cut -c1-200
+done
 exit "${status}"

@@ -17,7 +17,32 @@ echo "start $(date +%s%N)" >> "$FAKE_OUT/$LLMHOST_ROLE-$LLMHOST_DISTRO.env"
 sleep 1
 echo "args: $*"
 [ "$LLMHOST_ROLE" != broken ] || { echo "the verifier failed here"; exit 4; }
+[ "$LLMHOST_ROLE" != failing ] || { cat "$FAKE_OUT/transcript"; exit 2; }
 """
+# What a failed Molecule run prints, shortened: Molecule's frame and colours, a failure
+# that was ignored, retries, the failure that ended the play, Molecule's errors.
+FRAME = "  \x1b[2m\u2502\x1b[0m "
+TRANSCRIPT = "\n".join(
+    [
+        "INFO     default \u279c converge: Executing",
+        f"{FRAME}TASK [vllm : Look for a running engine] ****",
+        f"{FRAME}\x1b[0;31mfatal: [host]: FAILED! => \x1b[0m",
+        f"{FRAME}    msg: not running yet",
+        f"{FRAME}...ignoring",
+        f"{FRAME}TASK [vllm : Wait until vLLM answers] ****",
+        f"{FRAME}FAILED - RETRYING: [host]: Wait until vLLM answers (59 retries left).",
+        f"{FRAME}\x1b[0;31mfatal: [host]: FAILED! => \x1b[0m",
+        f"{FRAME}    attempts: 60",
+        f"{FRAME}    msg: 'Status code was -1: Connection refused'",
+        f"{FRAME}",
+        f"{FRAME}NO MORE HOSTS LEFT ****",
+        f"{FRAME}PLAY RECAP ****",
+        f"{FRAME}host : ok=40 changed=3 unreachable=0 failed=1 skipped=2 rescued=0 ignored=1",
+        "\x1b[31mCRITICAL\x1b[0m Ansible return code was 2, command was: ansible-playbook x",
+        "\x1b[31mERROR   \x1b[0m default \u279c converge: Executed: Failed",
+        *(f"INFO     filler line {i}" for i in range(30)),
+    ]
+)
 # scripts/base-image.sh's stand-in: records which image a run asked for, and when; fails
 # for debian13 when FAKE_IMAGE_FAILS=debian13.
 FAKE_BASE_IMAGE = """#!/usr/bin/env bash
@@ -119,6 +144,23 @@ def test_a_failed_run_prints_its_output_and_fails_the_whole(tmp_path: Path) -> N
     assert "[broken-debian12] the verifier failed here" in done.stdout
     assert "molecule broken on debian12 FAILED (4)" in done.stdout
     assert "molecule alpha on debian12 passed" in done.stdout  # the others still ran
+
+
+def test_the_table_is_followed_by_where_each_failed_run_failed(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["alpha", "failing"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "transcript").write_text(TRANSCRIPT + "\n", encoding="utf-8")
+    done = _run(tmp_path, root, "failing", "alpha", jobs=2)
+    assert done.returncode == 1
+    why = done.stdout.split("[llmhost] where failing-debian12 failed", 1)[1].splitlines()[1:]
+    assert why == [
+        "    [converge] TASK [vllm : Wait until vLLM answers] ****",
+        "      fatal: [host]: FAILED! => ",
+        "          attempts: 60",
+        "          msg: 'Status code was -1: Connection refused'",
+        "    [converge] ERROR    default \u279c converge: Executed: Failed",
+    ]
+    assert "where alpha-debian12 failed" not in done.stdout
 
 
 def test_one_at_a_time_streams_the_output(tmp_path: Path) -> None:

@@ -107,3 +107,27 @@ def test_stages_named_in_stages_nice_run_at_a_lower_priority(tmp_path: Path) -> 
     assert f"[prio] niceness {min(base + 10, 19)}" in done.stdout
     plain = _stages(tmp_path, "prio", nice="slowprio first")  # whole names only
     assert f"niceness {base}" in plain.stdout
+
+
+def test_a_failed_stages_last_lines_come_again_after_the_table(tmp_path: Path) -> None:
+    """Beside other stages a failure scrolls away; CI pages show the end of the log."""
+    (tmp_path / "Makefile").write_text(
+        MAKEFILE + "noisy:\n\t@seq 1 40; echo 'the reason it failed'; exit 5\n", encoding="utf-8"
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "stages.sh"), "slow+noisy", "last"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    after = done.stdout.split("[llmhost] stage timings", 1)[1]
+    table, excerpt = after.split("[llmhost] noisy failed; the last lines it printed:", 1)
+    assert "FAILED (2)" in table and "the reason it failed" not in table
+    lines = excerpt.strip().splitlines()
+    assert "[noisy] the reason it failed" in lines and "[noisy] 40" in lines
+    assert "[noisy] 1" not in lines  # the last lines only
+    assert "[slow]" not in excerpt  # nor the stage that passed
+    single = _stages(tmp_path, "broken")
+    assert "[llmhost] broken failed; the last lines it printed:" in single.stdout
