@@ -683,6 +683,14 @@ def test_firewall_opens_a_further_port_to_named_sources_only(host) -> None:
     assert len(re.findall(r"dport 8000", rules)) == 2, rules
 
 
+def test_backend_state_is_shared_by_all_workers(host) -> None:
+    """One upstream zone: a backend back in service is so for every worker at once (the
+    tests after a restart reach the gateway through whichever worker accepts them)."""
+    config = host.check_output("nginx -T 2>/dev/null")
+    block = re.search(r"upstream llmhost_vllm \{([^}]*)\}", config)
+    assert block and re.search(r"^\s*zone llmhost_vllm \d+k;", block[1], re.M), config
+
+
 def test_timeout_hierarchy_rendered(host) -> None:
     proxy = host.file("/etc/nginx/llmhost/proxy.conf").content_string
     assert "proxy_read_timeout 90s;" in proxy and "proxy_buffering off;" in proxy
@@ -715,8 +723,9 @@ def test_openai_client_streams_unbuffered_over_tls() -> None:
         texts.append(chunk.choices[0].delta.content or "")
     assert len(arrivals) == 6
     assert "".join(texts).startswith("tok0 tok1")
-    # buffered, all would arrive together at the end (~1.8 s); unbuffered they spread out
-    assert arrivals[0] < 1.0, arrivals
+    # Buffered, all would arrive together at the end; unbuffered they come 0.3 s apart
+    # (1.5 s from the first to the last). Relative to each other, not to the start: a busy
+    # control node may take a second for the TLS handshake and the client's first request.
     assert arrivals[-1] - arrivals[0] > 1.0, arrivals
 
 
@@ -733,29 +742,34 @@ def test_openai_client_sees_models_and_errors() -> None:
 
 
 def test_streams_in_parallel_are_not_serialised() -> None:
-    """Four streams at once finish in about the time of one (no buffering, no queueing)."""
-    durations: list[float] = []
+    """Four streams at once are all under way together: each one's first chunk comes
+    before any of them has ended (queued one behind another, a stream would start only
+    when the one before it ended), and each spreads out over its 1.75 s (not buffered).
+    Measured against each other, not against a clock: a busy control node is slow, not
+    wrong."""
+    spans: list[tuple[float, float]] = []  # (first chunk, last chunk)
 
     def one() -> None:
-        t0 = time.monotonic()
-        for _ in _client().chat.completions.create(
-            model="test-model",
-            messages=[{"role": "user", "content": "hi"}],
-            max_tokens=5,
-            stream=True,
-            metadata={"delay_s": "0.2"},
-        ):
-            pass
-        durations.append(time.monotonic() - t0)
+        arrivals = [
+            time.monotonic()
+            for _ in _client().chat.completions.create(
+                model="test-model",
+                messages=[{"role": "user", "content": "hi"}],
+                max_tokens=8,
+                stream=True,
+                metadata={"delay_s": "0.25"},
+            )
+        ]
+        spans.append((arrivals[0], arrivals[-1]))
 
     threads = [threading.Thread(target=one) for _ in range(4)]
-    t0 = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(durations) == 4
-    assert time.monotonic() - t0 < 2.5  # serialised would be ~4 s
+    assert len(spans) == 4
+    assert max(first for first, _ in spans) < min(last for _, last in spans), spans
+    assert all(last - first > 1.0 for first, last in spans), spans
 
 
 def test_evidence_report_has_no_keys() -> None:
