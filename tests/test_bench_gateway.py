@@ -408,7 +408,7 @@ def test_load_script_reports_a_429_by_status_and_prints_no_key(too_many: str) ->
         input=KEY + "\n",
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
     assert done.returncode == loadgen.EXIT_RATE_LIMITED, done.stderr[-2000:]

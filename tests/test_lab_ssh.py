@@ -33,7 +33,7 @@ def _init(root: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMHOST_")}
     env.update(LLMHOST_ROOT=str(root), LLMHOST_ANSIBLE_VAULT=str(ANSIBLE_VAULT))
     return subprocess.run(
-        ["bash", str(LAB_INIT)], env=env, capture_output=True, text=True, timeout=60
+        ["bash", str(LAB_INIT)], env=env, capture_output=True, text=True, timeout=300
     )
 
 

@@ -115,7 +115,7 @@ def test_config_passes_amtool(rendered: Path, config: str) -> None:
         [amtool, "check-config", str(rendered / config)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

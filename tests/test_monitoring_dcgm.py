@@ -126,7 +126,7 @@ def test_config_with_the_dcgm_job_passes_promtool(dcgm: Path) -> None:
         [promtool, "check", "config", str(dcgm / "prometheus-with-dcgm.yml")],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -105,7 +105,7 @@ def test_prometheus_config_passes_promtool(rendered: Path) -> None:
         [promtool, "check", "config", str(rendered / "prometheus.yml")],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -161,7 +161,7 @@ def _labhost(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
         env=env,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=300,
     )
 
 
@@ -343,7 +343,7 @@ def test_one_at_a_time_lets_a_second_run_wait_for_the_first(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    for _ in range(200):  # until the first run holds the lock
+    for _ in range(2000):  # until the first run holds the lock (up to 100 s on a busy machine)
         if (tmp_path / "first.in").exists():
             break
         threading.Event().wait(0.05)
@@ -352,10 +352,10 @@ def test_one_at_a_time_lets_a_second_run_wait_for_the_first(tmp_path: Path) -> N
         env=env,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=300,
         check=True,
     )
-    out, _ = first.communicate(timeout=30)
+    out, _ = first.communicate(timeout=300)
     first_out = float(out.split("first out ")[1])
     second_in = float(second.stdout.split("second in ")[1].split()[0])
     assert second_in >= first_out, (out, second.stdout)

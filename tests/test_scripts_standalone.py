@@ -23,7 +23,7 @@ def test_script_starts_outside_the_repository(script: str, tmp_path: Path) -> No
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
