@@ -163,6 +163,30 @@ def test_the_table_is_followed_by_where_each_failed_run_failed(tmp_path: Path) -
     assert "where alpha-debian12 failed" not in done.stdout
 
 
+def test_an_idempotence_failure_names_the_tasks_that_changed(tmp_path: Path) -> None:
+    root = _checkout(tmp_path, ["failing"])
+    (tmp_path / "out").mkdir()
+    lines = [
+        "INFO     default \u279c idempotence: Executing",
+        f"{FRAME}PLAY RECAP ****",
+        f"{FRAME}host : ok=40 changed=2 unreachable=0 failed=0",
+        "\x1b[31mCRITICAL\x1b[0m Idempotence test failed because of the following tasks:",
+        "* [host] => vllm : Write the unit",
+        "* [host] => vllm : Restart vLLM now if its release or units changed",
+        "\x1b[31mERROR   \x1b[0m default \u279c idempotence: Executed: Failed",
+    ]
+    (tmp_path / "out" / "transcript").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _run(tmp_path, root, "failing", jobs=2)
+    assert done.returncode == 1
+    why = done.stdout.split("[llmhost] where failing-debian12 failed", 1)[1].splitlines()[1:]
+    assert why == [
+        "    [idempotence] CRITICAL Idempotence test failed because of the following tasks:",
+        "      * [host] => vllm : Write the unit",
+        "      * [host] => vllm : Restart vLLM now if its release or units changed",
+        "    [idempotence] ERROR    default \u279c idempotence: Executed: Failed",
+    ]
+
+
 def test_one_at_a_time_streams_the_output(tmp_path: Path) -> None:
     root = _checkout(tmp_path, ["alpha"])
     done = _run(tmp_path, root, "alpha", jobs=1)
