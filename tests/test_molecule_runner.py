@@ -146,26 +146,29 @@ def test_a_failed_run_prints_its_output_and_fails_the_whole(tmp_path: Path) -> N
     assert "molecule alpha on debian12 passed" in done.stdout  # the others still ran
 
 
-def test_the_table_is_followed_by_where_each_failed_run_failed(tmp_path: Path) -> None:
-    root = _checkout(tmp_path, ["alpha", "failing"])
+def _where_it_failed(tmp_path: Path, transcript: str, *others: str) -> list[str]:
+    """Run a 'failing' role whose Molecule prints TRANSCRIPT, beside OTHERS: the lines
+    molecule.sh prints under "where failing-debian12 failed"."""
+    root = _checkout(tmp_path, ["failing", *others])
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "transcript").write_text(TRANSCRIPT + "\n", encoding="utf-8")
-    done = _run(tmp_path, root, "failing", "alpha", jobs=2)
+    (tmp_path / "out" / "transcript").write_text(transcript + "\n", encoding="utf-8")
+    done = _run(tmp_path, root, "failing", *others, jobs=2)
     assert done.returncode == 1
-    why = done.stdout.split("[llmhost] where failing-debian12 failed", 1)[1].splitlines()[1:]
-    assert why == [
+    assert all(f"where {other}-debian12 failed" not in done.stdout for other in others)
+    return done.stdout.split("[llmhost] where failing-debian12 failed", 1)[1].splitlines()[1:]
+
+
+def test_the_table_is_followed_by_where_each_failed_run_failed(tmp_path: Path) -> None:
+    assert _where_it_failed(tmp_path, TRANSCRIPT, "alpha") == [
         "    [converge] TASK [vllm : Wait until vLLM answers] ****",
         "      fatal: [host]: FAILED! => ",
         "          attempts: 60",
         "          msg: 'Status code was -1: Connection refused'",
         "    [converge] ERROR    default \u279c converge: Executed: Failed",
     ]
-    assert "where alpha-debian12 failed" not in done.stdout
 
 
 def test_an_idempotence_failure_names_the_tasks_that_changed(tmp_path: Path) -> None:
-    root = _checkout(tmp_path, ["failing"])
-    (tmp_path / "out").mkdir()
     lines = [
         "INFO     default \u279c idempotence: Executing",
         f"{FRAME}PLAY RECAP ****",
@@ -175,11 +178,7 @@ def test_an_idempotence_failure_names_the_tasks_that_changed(tmp_path: Path) -> 
         "* [host] => vllm : Restart vLLM now if its release or units changed",
         "\x1b[31mERROR   \x1b[0m default \u279c idempotence: Executed: Failed",
     ]
-    (tmp_path / "out" / "transcript").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    done = _run(tmp_path, root, "failing", jobs=2)
-    assert done.returncode == 1
-    why = done.stdout.split("[llmhost] where failing-debian12 failed", 1)[1].splitlines()[1:]
-    assert why == [
+    assert _where_it_failed(tmp_path, "\n".join(lines)) == [
         "    [idempotence] CRITICAL Idempotence test failed because of the following tasks:",
         "      * [host] => vllm : Write the unit",
         "      * [host] => vllm : Restart vLLM now if its release or units changed",
