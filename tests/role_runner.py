@@ -264,6 +264,14 @@ def run_cases(
             f"no JSON report (rc {done.returncode}): {done.stderr[-3000:]}"
         ) from error
     stats = report.get("stats", {})
+    # A case whose host ran no task (a play that failed to load, tags that select nothing)
+    # would pass as "not failed": that is an error of the run, not a result.
+    idle = [name for name in cases if name not in stats]
+    if idle:
+        raise AssertionError(
+            f"{len(idle)} case(s) ran no task, e.g. {idle[:3]} (rc {done.returncode}): "
+            f"{done.stderr[-3000:]}"
+        )
     return {
         name: CaseResult(
             failed=bool(
