@@ -3,6 +3,7 @@ and pass the preflight input gate as they stand."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from role_runner import run_role
+from role_runner import CaseResult, run_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,9 @@ EXAMPLE_VAULT = ROOT / "inventories" / "rented-gpu.example" / "vault-pass.exampl
 LAB_VAULT = ROOT / ".cache" / "vault" / "lab.pass"
 
 
+@functools.cache
 def _inventory(name: str) -> dict[str, Any]:
+    """ansible-inventory --list of the inventory, read once per test process (not changed)."""
     cmd = [
         str(Path(sys.executable).parent / "ansible-inventory"),
         "-i",
@@ -53,12 +56,8 @@ def _releases() -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "release"), _releases())
-def test_inventory_passes_the_input_gate(name: str, release: str, tmp_path: Path) -> None:
-    """Each of the inventory's releases (model and serving limits) with its plan through
-    preflight's input checks (its argument_specs and its assert list, tag
-    preflight_validate), run for real on localhost."""
+def _gate_inputs(name: str, release: str) -> dict[str, Any]:
+    """The preflight inputs of the inventory's release ('' = the inventory's own model)."""
     hv = _host_vars(_inventory(name))
     assert hv["llmhost_inventory_name"] == name
     if release:  # llmhost_model and llmhost_serving follow llmhost_release
@@ -71,7 +70,7 @@ def test_inventory_passes_the_input_gate(name: str, release: str, tmp_path: Path
         if release
         else (hv["llmhost_model"], hv["llmhost_serving"])
     )
-    inputs = {
+    return {
         "preflight_route": hv["llmhost_route"],
         "preflight_gpu_plan": hv["llmhost_gpu_plan"],
         "preflight_model": model,
@@ -82,8 +81,24 @@ def test_inventory_passes_the_input_gate(name: str, release: str, tmp_path: Path
         # A fixed "now": the committed stop times are examples that users move per rental.
         "preflight_now": "2026-11-22T00:00:00Z",
     }
-    result = run_role(tmp_path, "preflight", inputs, tags="preflight_validate")
-    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
+    """Every inventory's every release through the gate in one ansible-playbook (a host
+    per release, tests/role_runner.py)."""
+    cases = {f"case{i}": _gate_inputs(*pair) for i, pair in enumerate(_releases())}
+    return run_cases(tmp_path_factory.mktemp("gate"), "preflight", cases, tags="preflight_validate")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(_releases())), ids=[f"{n}-{r}" for n, r in _releases()])
+def test_inventory_passes_the_input_gate(gate: dict[str, CaseResult], index: int) -> None:
+    """Each of the inventory's releases (model and serving limits) with its plan through
+    preflight's input checks (its argument_specs and its assert list, tag
+    preflight_validate), run for real on localhost."""
+    result = gate[f"case{index}"]
+    assert not result.failed, result.output or result.log[-5000:]
 
 
 def test_lab_is_reached_like_a_rented_host() -> None:
