@@ -141,10 +141,18 @@ browser: ## Headless Chromium for the evidence page test (Debian package)
 # 56% busy), so they start first. Lint and the unit tests run at a lower CPU priority
 # (STAGES_NICE): they time nothing, and take the cores the others leave. Molecule does
 # not: its verifiers time streams and cut-offs from the control node, like the lab tests.
+# The base image is built in the background while the venv is made (pip leaves a core
+# idle for most of that minute): the lanes that need it find it up to date, or wait for
+# that build (base-image.sh builds one image at a time); a failed build is tried again,
+# and reported, by the lane that needs it.
 comma := ,
-test: venv ## Lab tests beside lint then unit tests, beside Molecule; timed per stage (ROLE=x: that role's)
-	@MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" STAGES_NICE="lint unit" \
-	  bash scripts/stages.sh $(if $(ROLE),,lab-tests+)lint$(comma)unit+molecule
+test: ## Lab tests beside lint then unit tests, beside Molecule; timed per stage (ROLE=x: that role's)
+	@mkdir -p .cache; rc=0; \
+	bash scripts/base-image.sh $(or $(DISTRO),debian12) > .cache/base-image.log 2>&1 & \
+	{ make --no-print-directory venv && \
+	  MAKE_ARGS="$(if $(ROLE),ROLE=$(ROLE))" STAGES_NICE="lint unit" \
+	  bash scripts/stages.sh $(if $(ROLE),,lab-tests+)lint$(comma)unit+molecule; } || rc=$$?; \
+	wait; exit $$rc
 
 .PHONY: lint
 lint: venv ## yamllint, ansible-lint (production profile), ruff
