@@ -144,6 +144,26 @@ CASES = [
 ]
 
 
+# Each supported platform's defaults (the last with the toolkits and an exact version).
+GOOD: list[dict[str, Any]] = [
+    {"nvidia_driver_platform": "Ubuntu-22.04"},
+    {"nvidia_driver_platform": "Ubuntu-24.04", "_nvidia_driver_architecture": "aarch64"},
+    {"nvidia_driver_platform": "Debian-12"},
+    {
+        "nvidia_driver_platform": "Debian-12",
+        "nvidia_driver_source": "distro",
+        "nvidia_driver_branch": 535,
+    },
+    {
+        "nvidia_driver_version": "580.159.04",
+        "nvidia_driver_install_cuda_toolkit": True,
+        "nvidia_driver_install_container_toolkit": True,
+        "nvidia_driver_expected_gpu_count": "8",
+    },
+]
+GOOD_IDS = ["ubuntu-22.04", "ubuntu-24.04-arm", "debian-12", "debian-12-distro-535", "toolkits"]
+
+
 @pytest.fixture(scope="module")
 def refusals(
     tmp_path_factory: pytest.TempPathFactory,
@@ -152,11 +172,15 @@ def refusals(
     under /etc before and after."""
     base = tmp_path_factory.mktemp("nvidia-driver-refusals")
     # A case that sets an internal variable (the role's vars/main.yml outranks host vars)
-    # runs on its own with extra vars, below.
+    # runs on its own with extra vars, below. The good platforms (GOOD) ride along.
     cases = {
         f"case{i}": _vars(base / f"case{i}", **c[0])
         for i, c in enumerate(CASES)
         if not any(k.startswith("_") for k in c[0])
+    } | {
+        f"good{i}": _vars(base / f"good{i}", **overrides)
+        for i, overrides in enumerate(GOOD)
+        if not any(k.startswith("_") for k in overrides)
     }
     before = {path: path.exists() for path in MANAGED}
     results = run_cases(base, "nvidia_driver", cases)
@@ -195,34 +219,23 @@ def test_cpu_route_skips_and_records_why(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"nvidia_driver_platform": "Ubuntu-22.04"},
-        {"nvidia_driver_platform": "Ubuntu-24.04", "_nvidia_driver_architecture": "aarch64"},
-        {"nvidia_driver_platform": "Debian-12"},
-        {
-            "nvidia_driver_platform": "Debian-12",
-            "nvidia_driver_source": "distro",
-            "nvidia_driver_branch": 535,
-        },
-        {
-            "nvidia_driver_version": "580.159.04",
-            "nvidia_driver_install_cuda_toolkit": True,
-            "nvidia_driver_install_container_toolkit": True,
-            "nvidia_driver_expected_gpu_count": "8",
-        },
-    ],
-    ids=["ubuntu-22.04", "ubuntu-24.04-arm", "debian-12", "debian-12-distro-535", "toolkits"],
-)
-def test_good_inputs_pass_every_check(tmp_path: Path, overrides: dict[str, Any]) -> None:
+@pytest.mark.parametrize("index", range(len(GOOD)), ids=GOOD_IDS)
+def test_good_inputs_pass_every_check(
+    refusals: tuple[Path, dict[str, CaseResult], dict[Path, bool], dict[Path, bool]], index: int
+) -> None:
     """Each supported platform's defaults pass: the run stops only at the plan (no GPU here)."""
-    result = _run(tmp_path, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "nvidia_driver_route is rented_gpu but this host has no NVIDIA GPU" in out, out
-    assert "nvidia_driver : Check the inputs" in out and refused_vars(out) == [], out
-    assert not (tmp_path / "evidence").exists()
+    base, results, _, _ = refusals
+    result = results.get(f"good{index}")
+    if result is None:  # an internal variable: on its own, with extra vars
+        (base / f"good{index}").mkdir(exist_ok=True)
+        alone = _run(base / f"good{index}", **GOOD[index])
+        out = alone.stdout + alone.stderr
+        assert "nvidia_driver : Check the inputs" in out, out
+        result = CaseResult(alone.returncode != 0, out, "", tuple(refused_vars(out)))
+    assert result.failed, result.output
+    assert "nvidia_driver_route is rented_gpu but this host has no NVIDIA GPU" in result.output
+    assert result.refused == (), result.output  # the input check passed
+    assert not (base / f"good{index}" / "evidence").exists()
 
 
 @pytest.mark.slow
