@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from jinja2 import Environment
-from role_runner import ROOT, CaseResult, run_cases, run_role
+from role_runner import ROOT, CaseResult, run_cases
 
 KEY = "refusal-test-key-0123456789"
 
@@ -33,10 +33,6 @@ def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     }
     extra.update(overrides)
     return extra
-
-
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
-    return run_role(tmp_path, "vllm", _vars(tmp_path, **overrides), tags="vllm_preflight")
 
 
 CASES = [
@@ -104,6 +100,14 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """Every bad input at once: one ansible-playbook, a host per case."""
     base = tmp_path_factory.mktemp("vllm-refusals")
     cases = {f"case{i}": _vars(base / f"case{i}", **c[0]) for i, c in enumerate(CASES)}
+    # Good inputs ride along: the defaults, and a replica beyond loopback with named sources.
+    cases["good"] = _vars(base / "good")
+    cases["replica"] = _vars(
+        base / "replica",
+        vllm_host="10.0.0.7",
+        vllm_listen_beyond_loopback=True,
+        vllm_allowed_sources=["10.0.0.5", "10.0.1.0/24", "fd00::/64"],
+    )
     return base, run_cases(base, "vllm", cases, tags="vllm_preflight")
 
 
@@ -123,21 +127,18 @@ def test_bad_input_refused_before_any_change(
 
 
 @pytest.mark.slow
-def test_good_input_passes_preflight(tmp_path: Path) -> None:
-    result = _run(tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert KEY not in result.stdout + result.stderr
+def test_good_input_passes_preflight(refusals: tuple[Path, dict[str, CaseResult]]) -> None:
+    result = refusals[1]["good"]
+    assert not result.failed, result.output
+    assert KEY not in result.log
 
 
 @pytest.mark.slow
-def test_a_replica_beyond_loopback_with_named_sources_passes(tmp_path: Path) -> None:
-    result = _run(
-        tmp_path,
-        vllm_host="10.0.0.7",
-        vllm_listen_beyond_loopback=True,
-        vllm_allowed_sources=["10.0.0.5", "10.0.1.0/24", "fd00::/64"],
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_a_replica_beyond_loopback_with_named_sources_passes(
+    refusals: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    result = refusals[1]["replica"]
+    assert not result.failed, result.output
 
 
 def test_the_firewall_handover_follows_the_opt_in() -> None:
