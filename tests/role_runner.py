@@ -173,11 +173,14 @@ def run_cases(
     gather_facts: bool = True,
     tags: str | None = None,
     tasks_from: str | None = None,
+    extra_vars: dict[str, Any] | None = None,
 ) -> dict[str, CaseResult]:
     """Run the role once for every case (host name -> variables); each case's result.
 
     Only inputs go in: a variable of the role's vars/main.yml (an `_` name) would be
-    outranked there, so those cases use run_role (extra vars) instead.
+    outranked there. EXTRA_VARS (extra vars: they outrank the role's vars) are the same
+    for every case, e.g. the role's internal paths moved into BASE; a case that needs its
+    own internal value uses run_role instead.
     """
     internal = sorted({k for v in cases.values() for k in v if k.startswith("_")})
     if internal:
@@ -238,6 +241,10 @@ def run_cases(
         encoding="utf-8",
     )
     cmd = [str(PLAYBOOK), "-i", str(inventory), str(play)]
+    if extra_vars:
+        shared = base / "extra-vars.yml"
+        shared.write_text(yaml.safe_dump(extra_vars), encoding="utf-8")
+        cmd += ["-e", f"@{shared}"]
     if tags:
         cmd += ["--tags", tags]
     done = subprocess.run(

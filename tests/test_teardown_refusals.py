@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from role_runner import run_role
+from role_runner import CaseResult, run_cases, run_role
 
 
 def _paths(tmp_path: Path) -> dict[str, str]:
@@ -119,23 +119,37 @@ CASES = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("overrides", "expected"), CASES, ids=[c[1][:40] for c in CASES])
-def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
-) -> None:
-    result = run_role(
-        tmp_path,
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case; the role's internal
+    paths (extra vars, the same for every case) under one folder, which must stay empty."""
+    base = tmp_path_factory.mktemp("teardown-refusals")
+    cases = {
+        f"case{i}": {"teardown_destroy_environment": {"API_TOKEN": CANARY}, **c[0]}
+        for i, c in enumerate(CASES)
+    }
+    results = run_cases(
+        base,
         "teardown",
-        {**_paths(tmp_path), "teardown_destroy_environment": {"API_TOKEN": CANARY}, **overrides},
+        cases,
         gather_facts=False,
         tags="teardown_preflight",
+        extra_vars=_paths(base),
     )
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in out, out
-    assert CANARY not in out, "a destroy hook's secret reached the output"
-    _nothing_written(tmp_path)
+    return base, results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c[1][:40] for c in CASES])
+def test_bad_input_refused_before_any_change(
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
+) -> None:
+    base, results = refusals
+    result = results[f"case{index}"]
+    assert result.failed, result.output
+    assert CASES[index][1] in result.output, result.output
+    assert CANARY not in result.log, "a destroy hook's secret reached the output"
+    _nothing_written(base)
 
 
 @pytest.mark.slow
