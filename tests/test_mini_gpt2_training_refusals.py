@@ -13,25 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from role_runner import run_role
+from role_runner import CaseResult, run_cases, run_role
 
 # A user no test creates: a refused run must not have added it.
 USER = "llmhost-pt-" + uuid.uuid4().hex[:8]
 
 
-def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
-    extra: dict[str, Any] = {
+def _vars(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    return {
         "mini_gpt2_training_root": str(tmp_path / "opt" / "training"),
         "mini_gpt2_training_work_root": str(tmp_path / "work"),
         "mini_gpt2_training_user": USER,
         "mini_gpt2_training_run_id": "pytest",
         "mini_gpt2_training_evidence_dir": str(tmp_path / "bundle"),
+        **overrides,
     }
-    extra.update(overrides)
+
+
+def _run(tmp_path: Path, **overrides: Any) -> subprocess.CompletedProcess[str]:
     return run_role(
         tmp_path,
         "mini_gpt2_training",
-        extra,
+        _vars(tmp_path, **overrides),
         gather_facts=False,
         tags="mini_gpt2_training_preflight",
     )
@@ -135,18 +138,28 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every bad input at once: one ansible-playbook, a host per case."""
+    base = tmp_path_factory.mktemp("mini-gpt2-refusals")
+    cases = {name: _vars(base / name, **overrides) for name, overrides, _ in CASES}
+    results = run_cases(
+        base, "mini_gpt2_training", cases, gather_facts=False, tags="mini_gpt2_training_preflight"
+    )
+    return base, results
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("overrides", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c[0] for c in CASES])
 def test_bad_input_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
+    refusals: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
-    result = _run(tmp_path, **overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in out, out
-    _assert_unchanged(tmp_path)
+    base, results = refusals
+    name, _, expected = CASES[index]
+    result = results[name]
+    assert result.failed, result.output
+    assert expected in result.output, result.output
+    _assert_unchanged(base / name)
 
 
 @pytest.mark.slow
