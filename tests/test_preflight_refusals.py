@@ -477,6 +477,29 @@ BAD_CASES: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+TOKEN = "hf_" + "abcdefghijklmnopqrstuvwxyz0123"
+
+
+def _every_problem() -> dict[str, Any]:
+    bad = rented("model.revision", "main")
+    bad = _with(bad, "serving.max_num_seqs", -1)
+    bad["preflight_models_root"] = "rel"
+    bad["preflight_gpu_plan"] = {**GOOD_PLAN, "hourly_budget": -3}
+    return bad
+
+
+# Bad inputs with checks of their own (the tests below), in the same batch as BAD_CASES.
+NAMED_CASES: dict[str, dict[str, Any]] = {
+    "past-stop": {
+        **rented("gpu_plan.hard_stop_time", "2026-11-22T06:00:00+01:00"),
+        "preflight_now": "2026-11-22T23:00:00Z",
+    },
+    "every-problem": _every_problem(),
+    "token": rented("model.repo_id", TOKEN + "/x/y"),
+    "bad-now": {**RENTED, "preflight_now": "2026-11-22T23:00:00"},
+}
+
+
 def _case_id(case: tuple[dict[str, Any], str]) -> str:
     return " ".join(case[1].split())[:60]
 
@@ -486,6 +509,7 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     """Every bad input at once: one ansible-playbook, a host per case."""
     base = tmp_path_factory.mktemp("preflight-refusals")
     cases = {f"case{i}": _vars(base / f"case{i}", **c[0]) for i, c in enumerate(BAD_CASES)}
+    cases |= {name: _vars(base / name, **overrides) for name, overrides in NAMED_CASES.items()}
     return base, run_cases(base, "preflight", cases)
 
 
@@ -505,28 +529,27 @@ def test_bad_plan_refused_before_any_change(
 
 
 @pytest.mark.slow
-def test_a_past_stop_time_shows_both_times_in_utc(tmp_path: Path) -> None:
-    overrides = rented("gpu_plan.hard_stop_time", "2026-11-22T06:00:00+01:00")
-    result = _run(tmp_path, **overrides, preflight_now="2026-11-22T23:00:00Z")
-    out = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0, out
+def test_a_past_stop_time_shows_both_times_in_utc(
+    refusals: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    base, results = refusals
+    result = results["past-stop"]
+    out = " ".join(result.output.split())
+    assert result.failed, out
     assert (
         "preflight_gpu_plan.hard_stop_time: lies in the past, got 2026-11-22T05:00:00Z while it "
         "is now 2026-11-22T23:00:00Z. Fix: move it to when the rental must end, e.g. "
         "'2026-11-23T03:00:00Z' (quoted)." in out
     ), out
-    assert not (tmp_path / "bundle").exists()
+    assert not (base / "past-stop" / "bundle").exists()
 
 
 @pytest.mark.slow
-def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
-    bad = rented("model.revision", "main")
-    bad = _with(bad, "serving.max_num_seqs", -1)
-    bad["preflight_models_root"] = "rel"
-    bad["preflight_gpu_plan"] = {**GOOD_PLAN, "hourly_budget": -3}
-    result = _run(tmp_path, **bad)
-    out = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0, out
+def test_every_problem_is_reported_at_once(refusals: tuple[Path, dict[str, CaseResult]]) -> None:
+    base, results = refusals
+    result = results["every-problem"]
+    out = " ".join(result.output.split())
+    assert result.failed, out
     for name in (
         "preflight_gpu_plan.hourly_budget:",
         "preflight_model.revision:",
@@ -534,30 +557,31 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "preflight_models_root:",
     ):
         assert name in out, (name, out)
-    assert not (tmp_path / "bundle").exists()
+    assert not (base / "every-problem" / "bundle").exists()
 
 
 @pytest.mark.slow
-def test_a_value_that_looks_like_a_token_is_not_shown(tmp_path: Path) -> None:
-    token = "hf_" + "abcdefghijklmnopqrstuvwxyz0123"
-    result = _run(tmp_path, **rented("model.repo_id", token + "/x/y"))
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    flat = " ".join(out.split())
+def test_a_value_that_looks_like_a_token_is_not_shown(
+    refusals: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    result = refusals[1]["token"]
+    assert result.failed, result.output
+    flat = " ".join(result.output.split())
     assert (
         "preflight_model.repo_id: must be a hub repository id owner/name (source hub), got a "
         "value that looks like a secret token (not shown)" in flat
-    ), out
-    assert token not in out
+    ), result.output
+    assert TOKEN not in result.log  # the whole run's output: no case showed it
 
 
 @pytest.mark.slow
-def test_a_bad_now_is_refused_naming_it(tmp_path: Path) -> None:
-    result = _run(tmp_path, **RENTED, preflight_now="2026-11-22T23:00:00")
-    out = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode != 0, out
+def test_a_bad_now_is_refused_naming_it(refusals: tuple[Path, dict[str, CaseResult]]) -> None:
+    base, results = refusals
+    result = results["bad-now"]
+    out = " ".join(result.output.split())
+    assert result.failed, out
     assert "preflight_now: must be a quoted RFC 3339" in out, out
-    assert not (tmp_path / "bundle").exists()
+    assert not (base / "bad-now" / "bundle").exists()
 
 
 CPU: dict[str, Any] = {
