@@ -5,7 +5,6 @@ variable's name before anything is installed."""
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,6 @@ def _paths(tmp_path: Path) -> dict[str, str]:
 def _nothing_written(tmp_path: Path) -> None:
     for created in ("sbin", "etc", "evidence"):
         assert not (tmp_path / created).exists(), f"{created} was created before the refusal"
-
-
-def _run_guard(tmp_path: Path, extra: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    return run_role(
-        tmp_path,
-        "teardown",
-        {**_paths(tmp_path), **extra},
-        gather_facts=False,
-        tasks_from="guard.yml",
-    )
 
 
 # Stands for a provider token in the destroy hook: never shown.
@@ -181,102 +170,134 @@ def test_good_inputs_pass_the_checks(tmp_path: Path) -> None:
     _nothing_written(tmp_path)
 
 
+# The hard-stop guard (tasks/guard.yml): each bad time refused, and what passes it.
+GUARD_PARAMS: list[tuple[dict[str, Any], str]] = [
+    (
+        {"teardown_route": "rented_gpu", "teardown_hard_stop_time": "2020-01-01T00:00:00Z"},
+        "teardown_hard_stop_time: lies in the past, got 2020-01-01T00:00:00Z",
+    ),
+    (
+        {"teardown_route": "rented_gpu", "teardown_gpu_plan": {"hourly_budget": 2.49}},
+        "teardown_hard_stop_time: is empty on rented_gpu",
+    ),
+    (
+        {"teardown_hard_stop_time": "tomorrow 6pm"},
+        "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
+        " a zone (Z or +HH:MM); this one is not a time, got 'tomorrow 6pm'. Fix:",
+    ),
+    (
+        {
+            "teardown_hard_stop_time": "2099-01-01T00:00:00Z",
+            "teardown_hard_stop_poweroff": "yes",
+        },
+        "teardown_hard_stop_poweroff: must be true or false, got 'yes'",
+    ),
+    (
+        {"teardown_hard_stop_time": "2099-01-01T00:00:00"},
+        "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
+        " a zone (Z or +HH:MM); this one has no zone (a naive time), got '2099-01-01T00:00:00'."
+        " Fix: write it like '2026-12-04T18:00:00Z' (UTC)",
+    ),
+    (
+        # Unquoted in YAML (the vars file): a timestamp object, refused whatever it holds.
+        {"teardown_hard_stop_time": datetime(2099, 1, 1, tzinfo=UTC)},
+        "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
+        " a zone (Z or +HH:MM); this one is a YAML timestamp (unquoted), not a string",
+    ),
+    (
+        # This machine runs no systemd: a valid time is refused for that reason.
+        {"teardown_hard_stop_time": "2099-01-01T00:00:00Z"},
+        "does not run systemd, so no timer can enforce it",
+    ),
+]
+GUARD_IDS = [
+    "past",
+    "empty-on-rented",
+    "not-a-time",
+    "poweroff-yes",
+    "no-zone",
+    "yaml-timestamp",
+    "no-systemd",
+]
+GUARD_REFUSALS = [(i, o, e) for i, (o, e) in zip(GUARD_IDS, GUARD_PARAMS, strict=True)]
+GUARD_GOOD: dict[str, dict[str, Any]] = {
+    "no-guard-empty": {"teardown_route": "local_cpu", "teardown_hard_stop_time": ""},
+    "no-guard-null": {"teardown_route": "local_cpu", "teardown_hard_stop_time": None},
+    "past-offset": {"teardown_hard_stop_time": "2020-01-01T00:00:00+02:00"},
+    "future-offset": {
+        "teardown_route": "rented_gpu",
+        "teardown_hard_stop_time": "2099-01-01T19:00:00+01:00",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def guard(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CaseResult]]:
+    """Every guard case at once (one ansible-playbook of tasks/guard.yml, a host per case);
+    the internal paths shared, under one folder that must stay empty."""
+    base = tmp_path_factory.mktemp("teardown-guard")
+    cases = {name: overrides for name, overrides, _ in GUARD_REFUSALS} | GUARD_GOOD
+    results = run_cases(
+        base,
+        "teardown",
+        cases,
+        gather_facts=False,
+        tasks_from="guard.yml",
+        extra_vars=_paths(base),
+    )
+    return base, results
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (
-            {"teardown_route": "rented_gpu", "teardown_hard_stop_time": "2020-01-01T00:00:00Z"},
-            "teardown_hard_stop_time: lies in the past, got 2020-01-01T00:00:00Z",
-        ),
-        (
-            {"teardown_route": "rented_gpu", "teardown_gpu_plan": {"hourly_budget": 2.49}},
-            "teardown_hard_stop_time: is empty on rented_gpu",
-        ),
-        (
-            {"teardown_hard_stop_time": "tomorrow 6pm"},
-            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
-            " a zone (Z or +HH:MM); this one is not a time, got 'tomorrow 6pm'. Fix:",
-        ),
-        (
-            {
-                "teardown_hard_stop_time": "2099-01-01T00:00:00Z",
-                "teardown_hard_stop_poweroff": "yes",
-            },
-            "teardown_hard_stop_poweroff: must be true or false, got 'yes'",
-        ),
-        (
-            {"teardown_hard_stop_time": "2099-01-01T00:00:00"},
-            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
-            " a zone (Z or +HH:MM); this one has no zone (a naive time), got '2099-01-01T00:00:00'."
-            " Fix: write it like '2026-12-04T18:00:00Z' (UTC)",
-        ),
-        (
-            # Unquoted in YAML (the vars file): a timestamp object, refused whatever it holds.
-            {"teardown_hard_stop_time": datetime(2099, 1, 1, tzinfo=UTC)},
-            "teardown_hard_stop_time: must be a quoted RFC 3339 (ISO 8601) time with seconds and"
-            " a zone (Z or +HH:MM); this one is a YAML timestamp (unquoted), not a string",
-        ),
-        (
-            # This machine runs no systemd: a valid time is refused for that reason.
-            {"teardown_hard_stop_time": "2099-01-01T00:00:00Z"},
-            "does not run systemd, so no timer can enforce it",
-        ),
-    ],
-    ids=[
-        "past",
-        "empty-on-rented",
-        "not-a-time",
-        "poweroff-yes",
-        "no-zone",
-        "yaml-timestamp",
-        "no-systemd",
-    ],
-)
+@pytest.mark.parametrize("index", range(len(GUARD_REFUSALS)), ids=[c[0] for c in GUARD_REFUSALS])
 def test_guard_refused_before_any_change(
-    tmp_path: Path, overrides: dict[str, Any], expected: str
+    guard: tuple[Path, dict[str, CaseResult]], index: int
 ) -> None:
+    name, _, expected = GUARD_REFUSALS[index]
     if "systemd" in expected and Path("/run/systemd/system").is_dir():
         pytest.skip("this machine runs systemd")
-    result = _run_guard(tmp_path, overrides)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert expected in out, out
-    _nothing_written(tmp_path)
+    base, results = guard
+    result = results[name]
+    assert result.failed, result.output
+    assert expected in " ".join(result.output.split()), result.output
+    _nothing_written(base)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("empty", ["", None], ids=["empty", "null"])
-def test_no_guard_in_the_lab_is_accepted(tmp_path: Path, empty: str | None) -> None:
-    result = _run_guard(tmp_path, {"teardown_route": "local_cpu", "teardown_hard_stop_time": empty})
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
-    assert "No hard-stop guard on localhost" in out
-    _nothing_written(tmp_path)
+@pytest.mark.parametrize("name", ["no-guard-empty", "no-guard-null"])
+def test_no_guard_in_the_lab_is_accepted(
+    guard: tuple[Path, dict[str, CaseResult]], name: str
+) -> None:
+    base, results = guard
+    result = results[name]
+    assert not result.failed, result.output
+    assert f"No hard-stop guard on {name}" in result.output, result.output
+    _nothing_written(base)
 
 
 @pytest.mark.slow
-def test_a_past_time_is_refused_with_a_future_one_to_use(tmp_path: Path) -> None:
-    result = _run_guard(tmp_path, {"teardown_hard_stop_time": "2020-01-01T00:00:00+02:00"})
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
+def test_a_past_time_is_refused_with_a_future_one_to_use(
+    guard: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    base, results = guard
+    out = " ".join(results["past-offset"].output.split())
+    assert results["past-offset"].failed, out
     assert "lies in the past, got 2019-12-31T22:00:00Z" in out, out
     match = re.search(r"e\.g\. (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ), and re-run", out)
     assert match, out
     assert datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) > datetime.now(UTC)
-    _nothing_written(tmp_path)
+    _nothing_written(base)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(Path("/run/systemd/system").is_dir(), reason="this machine runs systemd")
-def test_a_future_time_with_an_offset_passes_the_checks(tmp_path: Path) -> None:
+def test_a_future_time_with_an_offset_passes_the_checks(
+    guard: tuple[Path, dict[str, CaseResult]],
+) -> None:
     """Accepted by every check: only the missing systemd (this machine) stops the guard."""
-    result = _run_guard(
-        tmp_path,
-        {"teardown_route": "rented_gpu", "teardown_hard_stop_time": "2099-01-01T19:00:00+01:00"},
-    )
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "does not run systemd, so no timer can enforce it" in out, out
-    assert "teardown_hard_stop_time:" not in out, out
-    _nothing_written(tmp_path)
+    base, results = guard
+    result = results["future-offset"]
+    assert result.failed, result.output
+    assert "does not run systemd, so no timer can enforce it" in result.output, result.output
+    assert "teardown_hard_stop_time:" not in result.output, result.output
+    _nothing_written(base)
