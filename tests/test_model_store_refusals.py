@@ -340,6 +340,9 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     for i, case in enumerate(BAD_CASES):
         _model(base / f"case{i}" / "src")
         cases[f"case{i}"] = _vars(base / f"case{i}", model_store_hf_token=TOKEN, **case[1])
+    for name, overrides in NAMED_CASES.items():
+        _model(base / name / "src")
+        cases[name] = _vars(base / name, **overrides)
     return base, run_cases(base, "model_store", cases, gather_facts=False)
 
 
@@ -363,62 +366,72 @@ def _assert_unchanged(tmp_path: Path, out: str) -> None:
     assert not _group_exists(GROUP), "the group was created before the refusal"
 
 
+# Bad inputs with checks of their own (the tests below), in the same batch as BAD_CASES.
+NAMED_CASES: dict[str, dict[str, Any]] = {
+    "every-problem": {
+        "model_store_hf_token": TOKEN,
+        "model_store_source": "hub",
+        "model_store_repo_id": "a/b",
+        "model_store_revision": "main",
+        "model_store_root": "/srv",
+        "model_store_file_mode": "640",
+        "model_store_group": "Bad Group",
+    },
+    "disk": {"model_store_disk_margin_gib": 10.0**9},
+    # A valid pin, but the endpoint does not answer (port 9 on loopback).
+    "unreachable": {
+        "model_store_source": "hub",
+        "model_store_repo_id": "owner/model",
+        "model_store_revision": SHA,
+        "model_store_hub_endpoint": "http://127.0.0.1:9",
+        "model_store_hf_token": TOKEN,
+    },
+}
+
+
 @pytest.mark.slow
-def test_every_bad_input_is_reported_in_one_run(tmp_path: Path) -> None:
-    _model(tmp_path / "src")
-    result = _run(
-        tmp_path,
-        model_store_hf_token=TOKEN,
-        model_store_source="hub",
-        model_store_repo_id="a/b",
-        model_store_revision="main",
-        model_store_root="/srv",
-        model_store_file_mode="640",
-        model_store_group="Bad Group",
-    )
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
+def test_every_bad_input_is_reported_in_one_run(
+    refusals: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    base, results = refusals
+    result = results["every-problem"]
+    assert result.failed, result.output
     for expected in (
         "model_store_revision: must be a commit SHA",
         "model_store_root '/srv' is a system directory",
         "model_store_file_mode: must be an octal string, got '640'",
         "model_store_group: must be a valid group name",
     ):
-        assert expected in out, out
-    _assert_unchanged(tmp_path, out)
+        assert expected in result.output, result.output
+    _assert_unchanged(base / "every-problem", result.log)
 
 
 @pytest.mark.slow
-def test_model_larger_than_free_disk_is_refused_with_numbers(tmp_path: Path) -> None:
-    _model(tmp_path / "src")
-    result = _run(tmp_path, model_store_disk_margin_gib=10.0**9)
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
+def test_model_larger_than_free_disk_is_refused_with_numbers(
+    refusals: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    base, results = refusals
+    out = results["disk"].output
+    assert results["disk"].failed, out
     assert "Not enough free disk" in out, out
     assert "model_store_disk_margin_gib" in out and "model_store_root" in out, out
     assert "GiB free" in out, out
-    assert not (tmp_path / "store").exists()
+    assert not (base / "disk" / "store").exists()
     assert not _group_exists(GROUP)
 
 
 @pytest.mark.slow
-def test_unreachable_hub_is_refused_without_leaking_the_token(tmp_path: Path) -> None:
-    """A valid pin, but the endpoint does not answer (port 9 on loopback): the
-    metadata request fails and the message names the endpoint, never the token."""
-    result = _run(
-        tmp_path,
-        model_store_source="hub",
-        model_store_repo_id="owner/model",
-        model_store_revision=SHA,
-        model_store_hub_endpoint="http://127.0.0.1:9",
-        model_store_hf_token=TOKEN,
-    )
-    out = result.stdout + result.stderr
-    assert result.returncode != 0, out
-    assert "model_store_hub_endpoint" in out, out
-    assert TOKEN not in out, "the token reached the log"
-    assert not (tmp_path / "store").exists()
-    assert not (tmp_path / "tools").exists()
+def test_unreachable_hub_is_refused_without_leaking_the_token(
+    refusals: tuple[Path, dict[str, CaseResult]],
+) -> None:
+    """The metadata request fails and the message names the endpoint, never the token."""
+    base, results = refusals
+    result = results["unreachable"]
+    assert result.failed, result.output
+    assert "model_store_hub_endpoint" in result.output, result.output
+    assert TOKEN not in result.log, "the token reached the log"
+    assert not (base / "unreachable" / "store").exists()
+    assert not (base / "unreachable" / "tools").exists()
 
 
 # A local model stored, stored again without a change, then damaged (corrupted, truncated,
