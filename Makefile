@@ -52,11 +52,12 @@ $(STAMP): requirements.txt constraints.txt training/requirements.txt
 # (.cache/tools, a folder per version). A checkout whose folder is a real folder keeps it.
 MACHINE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llmhost
 WHEELHOUSE_CACHE ?= $(MACHINE_CACHE)/wheelhouse
+CACHE_wheelhouse = $(WHEELHOUSE_CACHE)
+CACHE_models = $(MACHINE_CACHE)/models
+CACHE_tools = $(MACHINE_CACHE)/tools
 SHARED_CACHE_DIRS := $(ROOT)/.cache/wheelhouse $(ROOT)/.cache/models $(ROOT)/.cache/tools
-$(ROOT)/.cache/wheelhouse:
-	@mkdir -p "$(WHEELHOUSE_CACHE)" "$(ROOT)/.cache" && ln -sfn "$(WHEELHOUSE_CACHE)" "$@"
-$(ROOT)/.cache/models $(ROOT)/.cache/tools:
-	@mkdir -p "$(MACHINE_CACHE)/$(@F)" "$(ROOT)/.cache" && ln -sfn "$(MACHINE_CACHE)/$(@F)" "$@"
+$(SHARED_CACHE_DIRS):
+	@mkdir -p "$(CACHE_$(@F))" "$(ROOT)/.cache" && ln -sfn "$(CACHE_$(@F))" "$@"
 
 .PHONY: venv
 venv: $(STAMP) | $(SHARED_CACHE_DIRS) ## Create or update .venv from the pinned requirements
