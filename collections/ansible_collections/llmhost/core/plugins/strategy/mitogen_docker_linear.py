@@ -20,6 +20,7 @@ from __future__ import annotations
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 from ansible_collections.llmhost.core.plugins.plugin_utils import mitogen_affinity
+from ansible_collections.llmhost.core.plugins.plugin_utils.frozen_heap import FrozenHeapMixin
 
 DOCUMENTATION = r"""
 name: mitogen_docker_linear
@@ -39,5 +40,8 @@ mitogen_affinity.unpin()
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[misc,valid-type]
-    """Linear strategy with Mitogen's connection multiplexer for docker connections."""
+class StrategyModule(FrozenHeapMixin, ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[misc,valid-type]
+    """Linear strategy with Mitogen's connection multiplexer for docker connections.
+
+    FrozenHeapMixin freezes the heap before workers fork (plugin_utils/frozen_heap.py).
+    """

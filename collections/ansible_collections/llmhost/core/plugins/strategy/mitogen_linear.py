@@ -16,6 +16,7 @@ from __future__ import annotations
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
 from ansible_collections.llmhost.core.plugins.plugin_utils import mitogen_affinity
+from ansible_collections.llmhost.core.plugins.plugin_utils.frozen_heap import FrozenHeapMixin
 
 DOCUMENTATION = r"""
 name: mitogen_linear
@@ -32,5 +33,8 @@ mitogen_affinity.unpin()
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[misc,valid-type]
-    """Linear strategy with Mitogen's connection multiplexer."""
+class StrategyModule(FrozenHeapMixin, ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[misc,valid-type]
+    """Linear strategy with Mitogen's connection multiplexer.
+
+    FrozenHeapMixin freezes the heap before workers fork (plugin_utils/frozen_heap.py).
+    """

@@ -1,0 +1,149 @@
+"""What a forked task costs the control node, with and without the strategy shims' frozen
+heap (collections/.../plugin_utils/frozen_heap.py), side by side in one run.
+
+Usage (no host needed: the hosts are local connections on this machine):
+
+    .venv/bin/python scripts/bench_strategy_fork.py [--hosts 50] [--tasks 10] [--rounds 4]
+
+One play of TASKS assert tasks against HOSTS local hosts (HOSTS x TASKS forked workers),
+run with ansible.cfg's strategy (llmhost.core.mitogen_linear) ROUNDS times each way,
+alternated (frozen, unfrozen | unfrozen, frozen | ...) so drift hits both alike;
+LLMHOST_STRATEGY_GC_FREEZE=0 turns the freeze off. The CPU of a run is the user + system
+time of ansible-playbook and every process it waited for (getrusage of the children).
+Prints one JSON document: each round's figures, the means and the ratio frozen / unfrozen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+SWITCH = "LLMHOST_STRATEGY_GC_FREEZE"
+
+
+def write_play(folder: Path, hosts: int, tasks: int) -> tuple[Path, Path]:
+    """An inventory of HOSTS local hosts and a play of TASKS asserts; their paths."""
+    inventory = folder / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        f"bench{i}": {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": sys.executable,
+                            "bench_value": i,
+                        }
+                        for i in range(hosts)
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    play = folder / "play.yml"
+    assertion = {"that": ["bench_value | int >= 0", "'a' in 'ab'"], "quiet": True}
+    play.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Forked tasks",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"name": f"Assert {n}", "ansible.builtin.assert": assertion}
+                        for n in range(tasks)
+                    ],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return inventory, play
+
+
+def one_run(inventory: Path, play: Path, frozen: bool) -> dict[str, Any]:
+    """Run the play once; its wall time and the CPU of ansible-playbook and its children."""
+    switch = "1" if frozen else "0"
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), SWITCH: switch}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - our own ansible-playbook, argv list, no shell
+        [str(PLAYBOOK), "-i", str(inventory), str(play)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"ansible-playbook failed ({done.returncode}):\n{done.stdout[-2000:]}")
+    return {
+        "frozen": frozen,
+        "wall_s": round(wall, 2),
+        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
+    }
+
+
+def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means per side and the ratio frozen / unfrozen of CPU and wall time."""
+    sides: dict[str, dict[str, float]] = {}
+    for name, frozen in (("frozen", True), ("unfrozen", False)):
+        mine = [r for r in runs if r["frozen"] is frozen]
+        sides[name] = {
+            "cpu_s": round(statistics.fmean(r["cpu_s"] for r in mine), 2),
+            "wall_s": round(statistics.fmean(r["wall_s"] for r in mine), 2),
+        }
+    return {
+        **sides,
+        "cpu_ratio": round(sides["frozen"]["cpu_s"] / sides["unfrozen"]["cpu_s"], 3),
+        "wall_ratio": round(sides["frozen"]["wall_s"] / sides["unfrozen"]["wall_s"], 3),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args(argv)
+    if min(args.hosts, args.tasks, args.rounds) < 1:
+        parser.error("--hosts, --tasks and --rounds must be at least 1")
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-fork-") as folder:
+        inventory, play = write_play(Path(folder), args.hosts, args.tasks)
+        for round_ in range(args.rounds):
+            order = (True, False) if round_ % 2 == 0 else (False, True)
+            for frozen in order:
+                runs.append({"round": round_, **one_run(inventory, play, frozen)})
+                print(json.dumps(runs[-1]), file=sys.stderr)
+    workers = args.hosts * args.tasks
+    print(
+        json.dumps(
+            {"hosts": args.hosts, "tasks": args.tasks, "workers_per_run": workers,
+             "runs": runs, "summary": summary(runs)},
+            indent=2,
+        )
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
