@@ -11,10 +11,11 @@ task. Python's documentation gives the remedy for a process that forks without e
 permanent generation that collections leave alone (reference counting still frees them).
 
 The shims freeze once per play, after a full collection, so that what is frozen is what the
-play keeps anyway. Measured on our 2-CPU build machine (50 local hosts, 10 assert tasks
-each: 500 forked workers; four runs of each, alternated): 17.6 CPU-seconds instead of 19.2
-(-8 %), every frozen run below every unfrozen one; ``scripts/bench_strategy_fork.py``
-repeats it.
+play keeps anyway. Measured on our 2-CPU build machine with ``scripts/bench_strategy_fork.py``
+(50 local hosts, 10 assert tasks each: 500 forked workers a run, alternated): two sets of
+four runs each way, 17.6 vs 19.2 and 18.7 vs 20.7 CPU-seconds (-8 %, -10 %; every frozen
+run below every unfrozen one); two later sets of two, on a machine slowed by a day's work,
+-6 % and -2 %.
 """
 
 from __future__ import annotations
