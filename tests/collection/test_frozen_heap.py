@@ -92,7 +92,6 @@ def test_a_forked_worker_inherits_the_frozen_heap(
                     "dest": str(out),
                     "mode": "0644",
                 },
-                "delegate_to": "localhost",
             }
         ],
     }
