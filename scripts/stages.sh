@@ -95,4 +95,18 @@ for stage in "${failed[@]}"; do
   echo "[llmhost] ${stage} failed; the last lines it printed:"
   tail -n 16 "${tmp}/${stage}.out" 2>/dev/null | cut -c1-200
 done
+# Last of all, the failed tests by name: pytest's summary lines (FAILED/ERROR path::test -
+# reason), the Molecule runs that failed and their verifiers' assertion lines. With two stages failed, their excerpts above
+# can fill the part of a log that a CI page shows; this block is what stays in view.
+if [ "${#failed[@]}" -gt 0 ]; then
+  named=$(for stage in "${failed[@]}"; do
+    grep -E '(^|\] )(FAILED|ERROR) [^ ]+::|\[llmhost\] where [^ ]+ failed|molecule .* FAILED \(|\[verify\] E  ' \
+      "${tmp}/${stage}.out" 2>/dev/null
+  done | awk '!seen[$0]++' | head -n 12 | cut -c1-240)
+  if [ -n "${named}" ]; then
+    echo
+    echo "[llmhost] what failed, by name:"
+    echo "${named}"
+  fi
+fi
 exit "${status}"

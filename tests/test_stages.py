@@ -131,3 +131,37 @@ def test_a_failed_stages_last_lines_come_again_after_the_table(tmp_path: Path) -
     assert "[slow]" not in excerpt  # nor the stage that passed
     single = _stages(tmp_path, "broken")
     assert "[llmhost] broken failed; the last lines it printed:" in single.stdout
+
+
+def test_the_failed_tests_are_named_at_the_very_end(tmp_path: Path) -> None:
+    """Two failed stages print 32 lines of excerpts: the names of what failed come last,
+    where a CI page that shows only the end of the log still has them."""
+    (tmp_path / "Makefile").write_text(
+        MAKEFILE
+        + "pyfail:\n\t@echo 'FAILED tests/test_x.py::test_drain - assert 7.0 == 8'; "
+        + "echo 'FAILED tests/test_x.py::test_drain - assert 7.0 == 8'; seq 1 30; exit 1\n"
+        + "molfail:\n\t@echo '[llmhost] molecule teardown on debian12 FAILED (1) after 9 s'; "
+        + "echo '[llmhost] where teardown-debian12 failed (its whole output is above)'; "
+        + "echo '    [verify] E       assert 7.0 == 8'; echo 'ERROR: not a test name'; "
+        + "seq 1 30; exit 1\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "stages.sh"), "pyfail+molfail+slow"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    block = done.stdout.rsplit("[llmhost] what failed, by name:", 1)[1].strip().splitlines()
+    assert block == [
+        "[pyfail] FAILED tests/test_x.py::test_drain - assert 7.0 == 8",  # once, not twice
+        "[molfail] [llmhost] molecule teardown on debian12 FAILED (1) after 9 s",
+        "[molfail] [llmhost] where teardown-debian12 failed (its whole output is above)",
+        "[molfail]     [verify] E       assert 7.0 == 8",
+    ]
+    passed = _stages(tmp_path, "first", "last")
+    assert "what failed" not in passed.stdout
+    unnamed = _stages(tmp_path, "broken")  # nothing to name: no block, the excerpt says it
+    assert "what failed" not in unnamed.stdout
