@@ -4,14 +4,18 @@ and prove that every stream the gateway accepted ended with `data: [DONE]`.
 
     drain_probe.py run --url https://127.0.0.1:8443 --ca gateway_certificate.pem \
         --model mini-gpt2-lab --out drain_test.json [--streams 8] [--max-tokens 64] \
-        [--ready-file F] [--max-seconds 900]          (key in LLMHOST_DRAIN_PROBE_KEY)
+        [--ready-file F] [--max-seconds 900] [--stagger-s 0]   (key in LLMHOST_DRAIN_PROBE_KEY)
     drain_probe.py merge --probe drain_test.json --proof shutdown_proof.json
     drain_probe.py switch --url ... --ca ... --out switch_test.json --stop-file F \
         [--streams 4] [--max-tokens 32] [--ready-file F] [--retry-interval 0.5] \
         [--stop-grace 60]
 
 `run`: each of --streams workers streams a chat completion, reads it to the end, and
-starts the next one at once, so N streams are in flight whenever the teardown begins.
+starts the next one at once, so N streams are in flight whenever the teardown begins
+(but for the few milliseconds a worker takes to open its next one). --stagger-s S starts
+worker i S*i seconds late, so equal-length streams do not all end at once: then at most
+one worker is between two streams at any moment, and a drain never finds all of them in
+that gap.
 A watcher polls /healthz and notes when the gateway starts draining. A worker stops at
 its first 503 (it must carry Retry-After) and the probe ends when every worker stopped
 (or after --max-seconds). --ready-file is written once all N streams are producing
@@ -31,7 +35,10 @@ Exit 0 when no stream was cut and nothing failed but the 503s.
 
 `merge`: adds the teardown's own figures from shutdown_proof.json (when the drain file
 appeared, how long the drain took, what nginx and vLLM counted in flight) and counts
-the streams in flight at that moment. Exit 0 when the test passed, 1 otherwise.
+the streams in flight at that moment, and what the servers' first count of the drain can
+have been by the probe's own records (`first_count_bounds`: min, the streams in flight
+from a little before the drain began until that count was complete; max, those in
+flight at any moment of it). Exit 0 when the test passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ from pathlib import Path
 from typing import Any
 
 KEY_ENV = "LLMHOST_DRAIN_PROBE_KEY"
+# merge: how far a client's start or end of a stream may be from the server's (a request
+# in transit through nginx, the last chunk on its way back), on one host.
+MARGIN_S = 0.25
 CHAT_PATH = "/v1/chat/completions"
 Connect = Callable[[], http.client.HTTPConnection]
 
@@ -127,10 +137,17 @@ def one_stream(connect: Connect, key: str, body: Mapping[str, Any], worker: int)
 
 class Probe:
     def __init__(
-        self, connect: Connect, key: str, body: Mapping[str, Any], streams: int, seconds: float
+        self,
+        connect: Connect,
+        key: str,
+        body: Mapping[str, Any],
+        streams: int,
+        seconds: float,
+        stagger_s: float = 0.0,
     ) -> None:
         self.connect, self.key, self.body = connect, key, body
         self.streams, self.deadline = streams, time.time() + seconds
+        self.stagger_s = stagger_s
         self.records: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.producing: set[int] = set()
@@ -140,6 +157,7 @@ class Probe:
         self.last_ok: float | None = None
 
     def worker(self, index: int) -> None:
+        time.sleep(index * self.stagger_s)
         while time.time() < self.deadline:
             record = one_stream(self.connect, self.key, self.body, index)
             with self.lock:
@@ -455,15 +473,27 @@ def merge(probe: Mapping[str, Any], proof: Mapping[str, Any]) -> dict[str, Any]:
         {**r, "started": epoch(r["started"]), "ended": epoch(r["ended"])} for r in probe["records"]
     ]
     flying = in_flight_at(records, start)
+    # The teardown's first count (nginx, then each vLLM) was complete `first` s after the
+    # drain began (timeline[0].t_s; proofs without it: 0). A stream in flight from
+    # MARGIN_S before the drain (its request had reached the server) until MARGIN_S after
+    # that count (the server had not finished it) is in the count for certain; one in
+    # flight at any moment of that window may be.
+    first = float(((drain.get("timeline") or [{}])[0]).get("t_s") or 0.0)
+    before, after = start - MARGIN_S, start + first + MARGIN_S
+    accepted = [r for r in records if r["status"] == 200]
+    through = [r for r in accepted if r["started"] < before and r["ended"] > after]
+    around = [r for r in accepted if r["started"] < after and r["ended"] > before]
     out["teardown"] = {
         "drain_started_at": drain["started_at"],
         "drain_duration_s": drain["duration_s"],
         "drain_completed": drain["completed"],
         "server_in_flight_at_drain_start": drain["in_flight_at_start"],
+        "first_count_after_s": first,
         "proof_passed": proof.get("passed"),
     }
     out["in_flight_at_drain_start"] = len(flying)
     out["in_flight_at_drain_start_completed"] = sum(1 for r in flying if r.get("done"))
+    out["first_count_bounds"] = {"min": len(through), "max": len(around)}
     out["passed"] = bool(
         probe.get("passed") and drain["completed"] and flying and all(r.get("done") for r in flying)
     )
@@ -503,7 +533,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "temperature": 0,
         "stream": True,
     }
-    probe = Probe(connect, key, body, args.streams, args.max_seconds)
+    probe = Probe(connect, key, body, args.streams, args.max_seconds, args.stagger_s)
     started = time.time()
     probe.run(args.ready_file, args.healthz_interval)
     result = {
@@ -589,6 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--max-seconds", type=float, default=900)
     run.add_argument("--timeout", type=float, default=120, help="socket timeout per read")
     run.add_argument("--healthz-interval", type=float, default=0.2)
+    run.add_argument(
+        "--stagger-s", type=float, default=0.0, help="seconds between the workers' first streams"
+    )
     run.add_argument("--ready-file", type=Path)
     run.add_argument("--out", type=Path, required=True)
     run.set_defaults(func=cmd_run)

@@ -4,6 +4,7 @@ the drain seen, every accepted stream checked for [DONE]; truncation is caught."
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 import threading
@@ -104,11 +105,13 @@ class Gateway:
         self.server.server_close()
 
 
-def _run_probe(gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def _run_probe(
+    gw: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> dict[str, Any]:
     monkeypatch.setenv(probe.KEY_ENV, KEY)
     out, ready = tmp_path / "drain_test.json", tmp_path / "ready"
     args = ["run", "--url", gw.url, "--model", "m", "--streams", "4", "--max-tokens", "10"]
-    args += ["--max-seconds", "30", "--healthz-interval", "0.05"]
+    args += ["--max-seconds", "30", "--healthz-interval", "0.05", *extra]
     args += ["--ready-file", str(ready), "--out", str(out)]
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(probe.main(args)))
@@ -150,6 +153,21 @@ def test_streams_in_flight_all_end_with_done(
     }
     assert 0 < result["last_stream_ended_after_drain_s"] < 1
     assert KEY not in json.dumps(result)
+
+
+def test_staggered_workers_start_apart_and_still_all_end_with_done(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--stagger-s: equal streams that would end together end apart, so a drain never
+    finds every worker between two streams."""
+    result = _run_probe(gateway, tmp_path, monkeypatch, "--stagger-s", "0.3")
+    assert result["passed"] is True and result["in_flight_when_drain_seen"] == 4
+    firsts = {}
+    for record in result["records"]:
+        firsts.setdefault(record["worker"], probe.epoch(record["started"]))
+    starts = [firsts[w] for w in range(4)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(0.25 <= gap < 1.5 for gap in gaps), gaps
 
 
 def test_a_truncated_stream_fails_the_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,8 +237,39 @@ def test_merge_counts_the_streams_in_flight_when_the_drain_file_appeared() -> No
     assert merged["in_flight_at_drain_start_completed"] == 2
     assert merged["teardown"]["server_in_flight_at_drain_start"]["gateway"] == 2
     assert merged["passed"] is True
+    assert merged["teardown"]["first_count_after_s"] == 0.0  # a proof without a timeline
+    assert merged["first_count_bounds"] == {"min": 2, "max": 2}
     nothing = probe.merge(result, {"drain": None, "passed": True})
     assert nothing["passed"] is False and nothing["teardown"]["drain"] is None
+
+
+def test_merge_counts_the_streams_the_first_count_cannot_have_missed() -> None:
+    """The drain begins at 102.0 and its first count is complete at 102.3: a stream that
+    started or ended within 0.25 s of that window may or may not be in it."""
+    records = [
+        _record(0, 100.0, 104.0),  # through the whole window: counted for certain
+        _record(1, 101.9, 104.5),  # started 0.1 s before the drain: maybe not there yet
+        _record(2, 99.0, 102.4),  # ended while the servers were being read
+        _record(3, 99.0, 102.7),  # ended 0.4 s after the count: in it
+        _record(2, 102.5, 102.5, status=503),
+    ]
+    result = probe.analyse(records, 4, 102.1, 101.9)
+    result["records"] = [probe._compact(r) for r in records]
+    start = {"gateway": 3, "vllm_running": 3.0, "vllm_waiting": 0.0}
+    proof = {
+        "passed": True,
+        "drain": {
+            "started_at": probe.iso(102.0),
+            "duration_s": 2.6,
+            "completed": True,
+            "in_flight_at_start": start,
+            "timeline": [{"t_s": 0.3, **start}, {"t_s": 2.6, "gateway": 0}],
+        },
+    }
+    merged = probe.merge(result, proof)
+    assert merged["in_flight_at_drain_start"] == 4
+    assert merged["first_count_bounds"] == {"min": 2, "max": 4}
+    assert merged["teardown"]["first_count_after_s"] == 0.3
 
 
 def test_a_stream_refused_for_draining_marks_the_drain_seen() -> None:

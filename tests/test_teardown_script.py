@@ -267,6 +267,22 @@ def test_drain_waits_for_two_idle_polls() -> None:
     assert [p["gateway"] for p in result["timeline"]] == [8, 3, 0, 1, 0]
 
 
+def test_the_timeline_says_when_each_count_was_complete() -> None:
+    """Reading nginx and each vLLM takes time: the first count's t_s is when it was done,
+    not 0 (a stream may end while the sources are read)."""
+    clock = FakeClock()
+    counts = iter([8, 0, 0])
+
+    def measure() -> td.InFlight:
+        clock.t += 0.2
+        n = next(counts)
+        return td.InFlight(gateway=n, vllm_running=float(n), vllm_waiting=0.0)
+
+    result = td.drain(measure, 60, 0.5, clock=clock, sleep=clock.sleep)
+    assert [p["t_s"] for p in result["timeline"]] == [0.2, 0.9]
+    assert result["duration_s"] == 1.6
+
+
 def test_drain_times_out_and_says_what_was_left() -> None:
     clock = FakeClock()
     busy = td.InFlight(gateway=2, vllm_running=2.0, vllm_waiting=5.0)

@@ -346,7 +346,9 @@ def drain(
     first = measure()
     last, polls, streak = first, 1, int(first.idle)
     peak = (first.gateway or 0) + (first.vllm_running or 0)
-    timeline = [{"t_s": 0.0, **first.as_dict()}]
+    # t_s: seconds from the drain's start until that count was complete (the first, too:
+    # what it counted may have changed while its sources were read).
+    timeline = [{"t_s": round(clock() - start, 3), **first.as_dict()}]
     timed_out = False
     while streak < idle_polls:
         if clock() - start >= timeout_s:

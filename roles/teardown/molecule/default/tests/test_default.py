@@ -48,6 +48,24 @@ def _units(proof: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["unit"]: s for s in proof["services"]}
 
 
+def _counted_what_the_client_had_in_flight(test: dict[str, Any]) -> None:
+    """The 8 workers start 0.6 s apart, so at most one is between two streams (a few ms)
+    when the drain begins: 7 or 8 streams in flight then, each finished with [DONE]. The
+    teardown's first count (nginx, then both vLLMs) lies within what the client's records
+    allow: at least the streams in flight all through it, at most those in flight at any
+    moment of it (a stream ending meanwhile may be in it or not)."""
+    flying = test["in_flight_at_drain_start"]
+    assert flying in (7, 8), flying
+    assert test["in_flight_at_drain_start_completed"] == flying
+    server = test["teardown"]["server_in_flight_at_drain_start"]
+    bounds = test["first_count_bounds"]
+    assert bounds["min"] <= server["vllm_running"] <= bounds["max"], (server, bounds)
+    assert server["gateway"] >= bounds["min"], (server, bounds)
+    # Streams end 0.6 s apart: the count missed at most the one or two that ended while it
+    # was read (it takes milliseconds; 1.2 s would still leave 6).
+    assert server["vllm_running"] >= 6, (server, test["teardown"]["first_count_after_s"])
+
+
 def test_the_proof_passed_and_names_the_run(proof: dict[str, Any]) -> None:
     run_id = (SCENARIO / "run_id").read_text(encoding="utf-8").strip()
     assert proof["schema"] == "llmhost.shutdown_proof/1"
@@ -79,12 +97,12 @@ def test_units_stopped_in_order_after_the_drain(proof: dict[str, Any]) -> None:
         assert "not installed" in units[name]["note"]
 
 
-def test_drain_waited_for_the_8_streams(proof: dict[str, Any]) -> None:
+def test_drain_waited_for_the_streams_in_flight(proof: dict[str, Any]) -> None:
     drain = proof["drain"]
     assert drain["created"] is True
     assert drain["completed"] is True and drain["timed_out"] is False
-    assert drain["in_flight_at_start"]["vllm_running"] == 8
-    assert drain["in_flight_at_start"]["gateway"] >= 8
+    assert drain["in_flight_at_start"]["vllm_running"] >= 6  # of 8: see the probe's test
+    assert drain["timeline"][0]["t_s"] < drain["duration_s"]
     assert drain["in_flight_at_end"] == {"gateway": 0, "vllm_running": 0, "vllm_waiting": 0}
     # 20 tokens 0.25 s apart: every stream ends within ~5 s of the drain's start.
     assert 0 < drain["duration_s"] < 10
@@ -93,8 +111,7 @@ def test_drain_waited_for_the_8_streams(proof: dict[str, Any]) -> None:
 def test_no_stream_was_truncated() -> None:
     test = _json(EVIDENCE / "drain_test.json")
     assert test["passed"] is True, {k: v for k, v in test.items() if k != "records"}
-    assert test["in_flight_at_drain_start"] == 8
-    assert test["in_flight_at_drain_start_completed"] == 8
+    _counted_what_the_client_had_in_flight(test)
     assert test["streams"]["truncated"] == 0
     assert test["streams"]["completed_with_done"] == test["streams"]["accepted"] >= 8
     refused = test["refused_while_draining"]
@@ -176,7 +193,7 @@ def test_a_second_teardown_says_nothing_was_running() -> None:
 def test_hard_stop_timer_drained_and_stopped_by_itself(hard_stop: dict[str, Any], host) -> None:
     assert hard_stop["trigger"] == "hard-stop" and hard_stop["passed"] is True
     assert hard_stop["drain"]["created"] is True and hard_stop["drain"]["completed"] is True
-    assert hard_stop["drain"]["in_flight_at_start"]["vllm_running"] == 8
+    assert hard_stop["drain"]["in_flight_at_start"]["vllm_running"] >= 6  # of 8
     units = _units(hard_stop)
     for name in [*OURS, "vllm-liveness.timer"]:
         assert units[name]["action"] == "stopped"
@@ -189,7 +206,7 @@ def test_hard_stop_timer_drained_and_stopped_by_itself(hard_stop: dict[str, Any]
 def test_hard_stop_truncated_no_stream() -> None:
     test = _json(EVIDENCE / "drain_test_hard_stop.json")
     assert test["passed"] is True, {k: v for k, v in test.items() if k != "records"}
-    assert test["in_flight_at_drain_start"] == 8
+    _counted_what_the_client_had_in_flight(test)
     assert test["streams"]["truncated"] == 0
 
 
