@@ -513,6 +513,9 @@ def connector(url: str, ca: str, timeout: float) -> Connect:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.stagger_s < 0 or args.streams < 1:
+        print("drain_probe: --stagger-s must be 0 or more, --streams 1 or more", file=sys.stderr)
+        return 2
     key = os.environ.get(KEY_ENV, "")
     if args.key_file:
         key = Path(args.key_file).read_text(encoding="utf-8").strip()
