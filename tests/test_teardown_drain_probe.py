@@ -229,6 +229,26 @@ def test_analyse_counts_errors_before_the_drain_but_not_the_gateway_going_away()
     assert result["passed"] is False
 
 
+def _merge(
+    records: list[dict], running: int, first_count_t_s: float | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The probe's result of RECORDS, with the drain seen at 102.1, merged with a proof whose
+    drain began at 102.0 and counted RUNNING in flight (its timeline's first count complete
+    FIRST_COUNT_T_S later; None: an older proof without a timeline). (merged, result)"""
+    result = probe.analyse(records, len({r["worker"] for r in records}), 102.1, 101.9)
+    result["records"] = [probe._compact(r) for r in records]
+    start = {"gateway": running, "vllm_running": float(running), "vllm_waiting": 0.0}
+    drain: dict[str, Any] = {
+        "started_at": probe.iso(102.0),
+        "duration_s": 2.6,
+        "completed": True,
+        "in_flight_at_start": start,
+    }
+    if first_count_t_s is not None:
+        drain["timeline"] = [{"t_s": first_count_t_s, **start}, {"t_s": 2.6, "gateway": 0}]
+    return probe.merge(result, {"passed": True, "drain": drain}), result
+
+
 def test_merge_counts_the_streams_in_flight_when_the_drain_file_appeared() -> None:
     records = [
         _record(0, 100.0, 104.0),
@@ -236,18 +256,7 @@ def test_merge_counts_the_streams_in_flight_when_the_drain_file_appeared() -> No
         _record(2, 99.0, 101.5),  # ended before the drain began
         _record(0, 104.1, 104.1, status=503),
     ]
-    result = probe.analyse(records, 3, 102.1, 101.9)
-    result["records"] = [probe._compact(r) for r in records]
-    proof = {
-        "passed": True,
-        "drain": {
-            "started_at": probe.iso(102.0),
-            "duration_s": 2.6,
-            "completed": True,
-            "in_flight_at_start": {"gateway": 2, "vllm_running": 2.0, "vllm_waiting": 0.0},
-        },
-    }
-    merged = probe.merge(result, proof)
+    merged, result = _merge(records, 2)
     assert merged["in_flight_at_drain_start"] == 2
     assert merged["in_flight_at_drain_start_completed"] == 2
     assert merged["teardown"]["server_in_flight_at_drain_start"]["gateway"] == 2
@@ -268,20 +277,7 @@ def test_merge_counts_the_streams_the_first_count_cannot_have_missed() -> None:
         _record(3, 99.0, 102.7),  # ended 0.4 s after the count: in it
         _record(2, 102.5, 102.5, status=503),
     ]
-    result = probe.analyse(records, 4, 102.1, 101.9)
-    result["records"] = [probe._compact(r) for r in records]
-    start = {"gateway": 3, "vllm_running": 3.0, "vllm_waiting": 0.0}
-    proof = {
-        "passed": True,
-        "drain": {
-            "started_at": probe.iso(102.0),
-            "duration_s": 2.6,
-            "completed": True,
-            "in_flight_at_start": start,
-            "timeline": [{"t_s": 0.3, **start}, {"t_s": 2.6, "gateway": 0}],
-        },
-    }
-    merged = probe.merge(result, proof)
+    merged, _ = _merge(records, 3, first_count_t_s=0.3)
     assert merged["in_flight_at_drain_start"] == 4
     assert merged["first_count_bounds"] == {"min": 2, "max": 4}
     assert merged["teardown"]["first_count_after_s"] == 0.3
