@@ -146,7 +146,7 @@ class _Gateway(BaseHTTPRequestHandler):
         self.wfile.write(b'data: {"choices": [{"text": "a"}]}\n\n')
         self.wfile.flush()
         if self.mode == "hung":
-            time.sleep(1.5)
+            time.sleep(6)  # past the client's 3 s: hung, whatever the load
         elif self.mode == "complete":
             self.wfile.write(b"data: [DONE]\n\n")
         elif self.mode == "error":  # what vLLM sends when its engine dies mid-stream
@@ -183,7 +183,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 )
 def test_stream_verdicts(gateway: Gateway, mode: str, kind: str) -> None:
     _Gateway.mode = mode
-    assert gateway.stream(max_tokens=4, timeout=0.5) == kind
+    assert gateway.stream(max_tokens=4, timeout=3) == kind
 
 
 def test_the_gateways_key_is_never_in_its_repr(gateway: Gateway) -> None:

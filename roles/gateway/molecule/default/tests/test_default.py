@@ -41,6 +41,7 @@ LOG_RETENTION_DAYS = 7
 LOG_MAX_SIZE = "50M"
 ACCESS_LOG = "/var/log/nginx/llmhost-gateway.access.log"
 ERROR_LOG = "/var/log/nginx/llmhost-gateway.error.log"
+UPSTREAM_PORTS = (8001, 8002)  # the two test backends (prepare.yml)
 
 # Raw clients, run inside the container (stdlib only, TLS to 127.0.0.1:443): one mode per
 # check, each printing one JSON object.
@@ -201,10 +202,37 @@ def clients(host, *args: str) -> dict:
     return json.loads(host.check_output(shlex.join(["python3", "/root/llmhost_clients.py", *args])))
 
 
+def upstream_journal(host) -> str:
+    """The test backends' journal, holding every line they printed before this call.
+
+    A backend prints its line before it answers, but journald reads it later, the later
+    the busier the machine: a journal read right after an answer may lack its line. Each
+    running backend is sent one marker request of its own (straight, on loopback) and the
+    journal is read until every marker is in it. A backend's lines reach the journal in
+    the order it printed them, so whatever it printed before its marker is there too.
+    """
+    tag = f"journal-mark-{time.time_ns()}"
+    marks = []
+    for port in UPSTREAM_PORTS:
+        mark = f"{tag}-{port}"
+        sent = host.run(
+            f"curl -sS -o /dev/null --max-time 10 -H 'X-Request-Id: {mark}' "
+            f"http://127.0.0.1:{port}/llmhost-journal-mark"
+        )
+        if sent.rc == 0:  # a stopped backend (curl: connection refused) prints no more
+            marks.append(mark)
+    deadline = time.monotonic() + 30
+    while True:
+        out = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+        if all(f"request_id={mark} " in out for mark in marks):
+            return out
+        assert time.monotonic() < deadline, f"markers {marks} never reached the journal"
+        time.sleep(0.2)
+
+
 def health_hits(host) -> int:
     """/health requests the test backends have answered so far (their journal)."""
-    out = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
-    return sum(1 for line in out.splitlines() if '"GET /health ' in line)
+    return sum(1 for line in upstream_journal(host).splitlines() if '"GET /health ' in line)
 
 
 def curl(
@@ -363,11 +391,9 @@ def test_healthz_shares_one_backend_check(host) -> None:
     time.sleep(HEALTHZ_CACHE_S + 3)  # the cached answer expired, the per-address bucket drained
     before = health_hits(host)
     burst = clients(host, "burst", "50")
-    time.sleep(1)  # the backends' lines reach the journal
     burst_hits = health_hits(host) - before
     before = health_hits(host)
     steady = clients(host, "steady", "5", "6")
-    time.sleep(1)
     steady_hits = health_hits(host) - before
     print(
         f"/healthz burst: 50 requests in {burst['seconds']} s -> {burst_hits} backend /health; "
@@ -465,9 +491,7 @@ def test_raw_paths_reach_nothing_but_the_allowlist(host, target: str) -> None:
     body = host.file("/root/raw.out").content_string
     seen = [
         line.split('"')[1].split(" ")[1]
-        for line in host.check_output(
-            "journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat"
-        ).splitlines()
+        for line in upstream_journal(host).splitlines()
         if f"request_id={rid} " in line and '"' in line
     ]
     assert all(path in ALLOWED for path in seen), f"{target} reached {seen} upstream"
@@ -527,7 +551,7 @@ def test_slow_clients_are_cut_off_and_others_still_served(host) -> None:
     assert all(status == 200 and seconds < 1.5 for status, seconds in res["normal"]), res
     log = host.check_output(f'grep -F \'"request_id":"{tag}-\' {ACCESS_LOG} || true')
     assert [json.loads(line)["status"] for line in log.splitlines()] == [408] * 3, log
-    upstream_log = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    upstream_log = upstream_journal(host)
     assert tag not in upstream_log, "a request whose body never came reached a backend"
 
 
@@ -582,7 +606,7 @@ def test_request_id_kept_returned_and_logged(host) -> None:
     ):
         assert field in entry
     assert entry["upstream_addr"].startswith("127.0.0.1:800")
-    upstream_log = host.check_output("journalctl -u 'llmhost-test-upstream@*' --no-pager -o cat")
+    upstream_log = upstream_journal(host)
     assert f"request_id={rid}" in upstream_log
 
 
@@ -593,9 +617,8 @@ def test_malformed_request_id_is_replaced(host) -> None:
 
 
 def test_tenant_key_never_reaches_upstream_nor_logs(host) -> None:
-    logs = host.check_output(
-        "cat /var/log/nginx/*.log; "
-        "journalctl --no-pager -o cat -u nginx -u 'llmhost-test-upstream@*'"
+    logs = upstream_journal(host) + host.check_output(
+        "cat /var/log/nginx/*.log; journalctl --no-pager -o cat -u nginx"
     )
     for key in (*KEYS.values(), UPSTREAM_KEY):
         assert key not in logs
