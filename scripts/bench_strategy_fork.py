@@ -1,16 +1,20 @@
-"""What a forked task costs the control node, with and without the strategy shims' frozen
-heap (collections/.../plugin_utils/frozen_heap.py), side by side in one run.
+"""What a forked task costs the control node, with and without one of the strategy shims'
+savings, side by side in one run: the frozen heap (--switch gc-freeze,
+collections/.../plugin_utils/frozen_heap.py) or the template code cache (--switch
+template-cache, plugin_utils/template_code_cache.py).
 
 Usage (no host needed: the hosts are local connections on this machine):
 
-    .venv/bin/python scripts/bench_strategy_fork.py [--hosts 50] [--tasks 10] [--rounds 4]
+    .venv/bin/python scripts/bench_strategy_fork.py [--switch gc-freeze] [--hosts 50]
+        [--tasks 10] [--rounds 4]
 
-One play of TASKS assert tasks against HOSTS local hosts (HOSTS x TASKS forked workers),
-run with ansible.cfg's strategy (llmhost.core.mitogen_linear) ROUNDS times each way,
-alternated (frozen, unfrozen | unfrozen, frozen | ...) so drift hits both alike;
-LLMHOST_STRATEGY_GC_FREEZE=0 turns the freeze off. The CPU of a run is the user + system
-time of ansible-playbook and every process it waited for (getrusage of the children).
-Prints one JSON document: each round's figures, the means and the ratio frozen / unfrozen.
+One play of TASKS assert tasks against HOSTS local hosts (HOSTS x TASKS forked workers;
+each task has a `when`, a templated task variable and two conditions), run with
+ansible.cfg's strategy (llmhost.core.mitogen_linear) ROUNDS times each way, alternated
+(on, off | off, on | ...) so drift hits both alike; the switch's variable set to 0 turns
+the saving off. The CPU of a run is the user + system time of ansible-playbook and every
+process it waited for (getrusage of the children). Prints one JSON document: each round's
+figures, the means and the ratio on / off.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-SWITCH = "LLMHOST_STRATEGY_GC_FREEZE"
+SWITCHES = {  # --switch: the environment variable that turns the saving off with "0"
+    "gc-freeze": "LLMHOST_STRATEGY_GC_FREEZE",
+    "template-cache": "LLMHOST_TEMPLATE_CODE_CACHE",
+}
 
 
 def write_play(folder: Path, hosts: int, tasks: int) -> tuple[Path, Path]:
@@ -56,7 +63,11 @@ def write_play(folder: Path, hosts: int, tasks: int) -> tuple[Path, Path]:
         encoding="utf-8",
     )
     play = folder / "play.yml"
-    assertion = {"that": ["bench_value | int >= 0", "'a' in 'ab'"], "quiet": True}
+    label = "host-{{ bench_value }}-{{ inventory_hostname | upper }}"
+    assertion = {
+        "that": ["bench_value | int >= 0", "bench_label is match('^host-')"],
+        "quiet": True,
+    }
     play.write_text(
         yaml.safe_dump(
             [
@@ -65,7 +76,12 @@ def write_play(folder: Path, hosts: int, tasks: int) -> tuple[Path, Path]:
                     "hosts": "all",
                     "gather_facts": False,
                     "tasks": [
-                        {"name": f"Assert {n}", "ansible.builtin.assert": assertion}
+                        {
+                            "name": f"Assert {n}",
+                            "ansible.builtin.assert": assertion,
+                            "vars": {"bench_label": label},
+                            "when": "bench_value | int < 1000000",
+                        }
                         for n in range(tasks)
                     ],
                 }
@@ -76,10 +92,10 @@ def write_play(folder: Path, hosts: int, tasks: int) -> tuple[Path, Path]:
     return inventory, play
 
 
-def one_run(inventory: Path, play: Path, frozen: bool) -> dict[str, Any]:
-    """Run the play once; its wall time and the CPU of ansible-playbook and its children."""
-    switch = "1" if frozen else "0"
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), SWITCH: switch}
+def one_run(inventory: Path, play: Path, variable: str, on: bool) -> dict[str, Any]:
+    """Run the play once, VARIABLE set to 1 (ON) or 0; its wall time and the CPU of
+    ansible-playbook and its children."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), variable: "1" if on else "0"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     done = subprocess.run(  # noqa: S603 - our own ansible-playbook, argv list, no shell
@@ -96,30 +112,31 @@ def one_run(inventory: Path, play: Path, frozen: bool) -> dict[str, Any]:
     if done.returncode != 0:
         raise SystemExit(f"ansible-playbook failed ({done.returncode}):\n{done.stdout[-2000:]}")
     return {
-        "frozen": frozen,
+        "on": on,
         "wall_s": round(wall, 2),
         "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
     }
 
 
 def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Means per side and the ratio frozen / unfrozen of CPU and wall time."""
+    """Means per side and the ratio on / off of CPU and wall time."""
     sides: dict[str, dict[str, float]] = {}
-    for name, frozen in (("frozen", True), ("unfrozen", False)):
-        mine = [r for r in runs if r["frozen"] is frozen]
+    for name, on in (("on", True), ("off", False)):
+        mine = [r for r in runs if r["on"] is on]
         sides[name] = {
             "cpu_s": round(statistics.fmean(r["cpu_s"] for r in mine), 2),
             "wall_s": round(statistics.fmean(r["wall_s"] for r in mine), 2),
         }
     return {
         **sides,
-        "cpu_ratio": round(sides["frozen"]["cpu_s"] / sides["unfrozen"]["cpu_s"], 3),
-        "wall_ratio": round(sides["frozen"]["wall_s"] / sides["unfrozen"]["wall_s"], 3),
+        "cpu_ratio": round(sides["on"]["cpu_s"] / sides["off"]["cpu_s"], 3),
+        "wall_ratio": round(sides["on"]["wall_s"] / sides["off"]["wall_s"], 3),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--switch", choices=sorted(SWITCHES), default="gc-freeze")
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=4)
@@ -131,14 +148,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         inventory, play = write_play(Path(folder), args.hosts, args.tasks)
         for round_ in range(args.rounds):
             order = (True, False) if round_ % 2 == 0 else (False, True)
-            for frozen in order:
-                runs.append({"round": round_, **one_run(inventory, play, frozen)})
+            for on in order:
+                runs.append(
+                    {"round": round_, **one_run(inventory, play, SWITCHES[args.switch], on)}
+                )
                 print(json.dumps(runs[-1]), file=sys.stderr)
     workers = args.hosts * args.tasks
     print(
         json.dumps(
-            {"hosts": args.hosts, "tasks": args.tasks, "workers_per_run": workers,
-             "runs": runs, "summary": summary(runs)},
+            {"switch": args.switch, "variable": SWITCHES[args.switch], "hosts": args.hosts,
+             "tasks": args.tasks, "workers_per_run": workers, "runs": runs,
+             "summary": summary(runs)},
             indent=2,
         )
     )  # fmt: skip

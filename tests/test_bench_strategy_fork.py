@@ -21,17 +21,19 @@ def test_play_has_hosts_times_tasks_workers(tmp_path: Path) -> None:
     assert {h["ansible_connection"] for h in hosts.values()} == {"local"}
     (only,) = yaml.safe_load(play.read_text(encoding="utf-8"))
     assert only["gather_facts"] is False and len(only["tasks"]) == 4
+    # Each task templates: a condition, a task variable, two assertions.
+    assert all(t["when"] and "{{" in t["vars"]["bench_label"] for t in only["tasks"])
 
 
 def test_summary_means_and_ratios() -> None:
     runs = [
-        {"frozen": True, "cpu_s": 9.0, "wall_s": 5.0},
-        {"frozen": False, "cpu_s": 10.0, "wall_s": 5.0},
-        {"frozen": True, "cpu_s": 7.0, "wall_s": 3.0},
-        {"frozen": False, "cpu_s": 10.0, "wall_s": 5.0},
+        {"on": True, "cpu_s": 9.0, "wall_s": 5.0},
+        {"on": False, "cpu_s": 10.0, "wall_s": 5.0},
+        {"on": True, "cpu_s": 7.0, "wall_s": 3.0},
+        {"on": False, "cpu_s": 10.0, "wall_s": 5.0},
     ]
     summary = bench.summary(runs)
-    assert summary["frozen"] == {"cpu_s": 8.0, "wall_s": 4.0}
+    assert summary["on"] == {"cpu_s": 8.0, "wall_s": 4.0}
     assert summary["cpu_ratio"] == 0.8 and summary["wall_ratio"] == 0.8
 
 
@@ -41,10 +43,26 @@ def test_bad_sizes_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--hosts, --tasks and --rounds must be at least 1" in capsys.readouterr().err
 
 
-def test_one_small_round_each_way(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["--hosts", "2", "--tasks", "1", "--rounds", "1"]) == 0
+def test_an_unknown_switch_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench.main(["--switch", "turbo"])
+    assert "invalid choice: 'turbo'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("switch", "variable"),
+    [
+        ("gc-freeze", "LLMHOST_STRATEGY_GC_FREEZE"),
+        ("template-cache", "LLMHOST_TEMPLATE_CODE_CACHE"),
+    ],
+)
+def test_one_small_round_each_way(
+    capsys: pytest.CaptureFixture[str], switch: str, variable: str
+) -> None:
+    args = ["--switch", switch, "--hosts", "2", "--tasks", "1", "--rounds", "1"]
+    assert bench.main(args) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["workers_per_run"] == 2
-    assert [r["frozen"] for r in report["runs"]] == [True, False]
+    assert report["workers_per_run"] == 2 and report["variable"] == variable
+    assert [r["on"] for r in report["runs"]] == [True, False]
     assert all(r["cpu_s"] > 0 and r["wall_s"] > 0 for r in report["runs"])
-    assert set(report["summary"]) == {"frozen", "unfrozen", "cpu_ratio", "wall_ratio"}
+    assert set(report["summary"]) == {"on", "off", "cpu_ratio", "wall_ratio"}

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
-from ansible_collections.llmhost.core.plugins.plugin_utils import mitogen_affinity
+from ansible_collections.llmhost.core.plugins.plugin_utils import (
+    mitogen_affinity,
+    template_code_cache,
+)
 from ansible_collections.llmhost.core.plugins.plugin_utils.frozen_heap import FrozenHeapMixin
 
 DOCUMENTATION = r"""
@@ -29,6 +32,9 @@ author: llmhost
 # No CPU pinning: Mitogen's fixed policy puts all of Ansible on one CPU of a small control
 # node (plugin_utils/mitogen_affinity.py has the figures).
 mitogen_affinity.unpin()
+# Each template compiled once per control node, not per host and task; workers fork with
+# it in place (plugin_utils/template_code_cache.py has the figures).
+template_code_cache.install()
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
