@@ -1,7 +1,8 @@
 """What a forked task costs the control node, with and without one of the strategy shims'
 savings, side by side in one run: the frozen heap (--switch gc-freeze,
-collections/.../plugin_utils/frozen_heap.py) or the template code cache (--switch
-template-cache, plugin_utils/template_code_cache.py).
+collections/.../plugin_utils/frozen_heap.py), the template code cache (--switch
+template-cache, plugin_utils/template_code_cache.py) or the Jinja plugins loaded before the
+fork (--switch jinja-preload, plugin_utils/jinja_plugin_preload.py).
 
 Usage (no host needed: the hosts are local connections on this machine):
 
@@ -9,7 +10,8 @@ Usage (no host needed: the hosts are local connections on this machine):
         [--tasks 10] [--rounds 4]
 
 One play of TASKS assert tasks against HOSTS local hosts (HOSTS x TASKS forked workers;
-each task has a `when`, a templated task variable and two conditions), run with
+each task has a `when`, a templated task variable and three conditions, one of them with
+this collection's `llmhost.core.refused` filter, as the roles' input checks), run with
 ansible.cfg's strategy (llmhost.core.mitogen_linear) ROUNDS times each way, alternated
 (on, off | off, on | ...) so drift hits both alike; the switch's variable set to 0 turns
 the saving off. The CPU of a run is the user + system time of ansible-playbook and every
@@ -39,6 +41,7 @@ PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SWITCHES = {  # --switch: the environment variable that turns the saving off with "0"
     "gc-freeze": "LLMHOST_STRATEGY_GC_FREEZE",
     "template-cache": "LLMHOST_TEMPLATE_CODE_CACHE",
+    "jinja-preload": "LLMHOST_JINJA_PLUGIN_PRELOAD",
 }
 
 
@@ -65,7 +68,11 @@ def write_play(folder: Path, hosts: int, tasks: int) -> tuple[Path, Path]:
     play = folder / "play.yml"
     label = "host-{{ bench_value }}-{{ inventory_hostname | upper }}"
     assertion = {
-        "that": ["bench_value | int >= 0", "bench_label is match('^host-')"],
+        "that": [
+            "bench_value | int >= 0",
+            "bench_label is match('^host-')",
+            "[{'var': 'bench_value', 'ok': true, 'msg': 'm'}] | llmhost.core.refused == []",
+        ],
         "quiet": True,
     }
     play.write_text(

@@ -54,6 +54,7 @@ def test_an_unknown_switch_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
     [
         ("gc-freeze", "LLMHOST_STRATEGY_GC_FREEZE"),
         ("template-cache", "LLMHOST_TEMPLATE_CODE_CACHE"),
+        ("jinja-preload", "LLMHOST_JINJA_PLUGIN_PRELOAD"),
     ],
 )
 def test_one_small_round_each_way(

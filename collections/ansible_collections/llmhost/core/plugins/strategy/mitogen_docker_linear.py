@@ -24,6 +24,9 @@ from ansible_collections.llmhost.core.plugins.plugin_utils import (
     template_code_cache,
 )
 from ansible_collections.llmhost.core.plugins.plugin_utils.frozen_heap import FrozenHeapMixin
+from ansible_collections.llmhost.core.plugins.plugin_utils.jinja_plugin_preload import (
+    JinjaPluginPreloadMixin,
+)
 
 DOCUMENTATION = r"""
 name: mitogen_docker_linear
@@ -46,8 +49,12 @@ template_code_cache.install()
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
-class StrategyModule(FrozenHeapMixin, ansible_mitogen.strategy.StrategyMixin, _Linear):  # type: ignore[misc,valid-type]
+class StrategyModule(
+    JinjaPluginPreloadMixin, FrozenHeapMixin, ansible_mitogen.strategy.StrategyMixin, _Linear
+):  # type: ignore[misc,valid-type]
     """Linear strategy with Mitogen's connection multiplexer for docker connections.
 
-    FrozenHeapMixin freezes the heap before workers fork (plugin_utils/frozen_heap.py).
+    JinjaPluginPreloadMixin loads the filter and test plugins once, before workers fork
+    (plugin_utils/jinja_plugin_preload.py); FrozenHeapMixin then freezes the heap
+    (plugin_utils/frozen_heap.py).
     """
