@@ -53,9 +53,11 @@ def run_play(
     extra_vars: dict[str, Any] | None = None,
     *,
     tags: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """ansible-playbook of these plays against localhost (local connection), with the
-    repository's ansible.cfg and this venv's interpreter; stdout and stderr captured."""
+    repository's ansible.cfg and this venv's interpreter, ENVIRONMENT on top of this
+    process's; stdout and stderr captured."""
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(yaml.safe_dump(extra_vars or {}), encoding="utf-8")
     play = tmp_path / "play.yml"
@@ -68,6 +70,7 @@ def run_play(
         ANSIBLE_FACT_CACHING="memory",
         # Roles record host facts (llmhost.core.host_fact): not in this machine's /etc.
         LLMHOST_FACTS_DIR=str(tmp_path / "facts.d"),
+        **(environment or {}),
     )
     cmd = [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(play), "-e", f"@{vars_file}"]
     if tags:
@@ -75,6 +78,35 @@ def run_play(
     return subprocess.run(
         cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False
     )
+
+
+def worker_answer(tmp_path: Path, filter_source: str, environment: dict[str, str]) -> Any:
+    """What a forked worker reports about itself: FILTER_SOURCE is a filter plugin file
+    defining the filter `answer`; one task templates `{{ 0 | answer | to_json }}` in the
+    worker Ansible forks for it (ENVIRONMENT set for the run); the filter's answer."""
+    plugins = tmp_path / "worker-filters"
+    plugins.mkdir()
+    (plugins / "answer.py").write_text(filter_source, encoding="utf-8")
+    out = tmp_path / "answer.json"
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Write down what the worker answers",
+                "ansible.builtin.copy": {
+                    "content": "{{ 0 | answer | to_json }}",
+                    "dest": str(out),
+                    "mode": "0644",
+                },
+            }
+        ],
+    }
+    done = run_play(
+        tmp_path, [play], environment={**environment, "ANSIBLE_FILTER_PLUGINS": str(plugins)}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 def refusals(output: str, task: str = "Check the inputs") -> list[str]:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ansible_collections.llmhost.core.plugins.plugin_utils import frozen_heap
-from role_runner import run_play
+from role_runner import worker_answer
 
 STRATEGIES = [
     "ansible_collections.llmhost.core.plugins.strategy.mitogen_linear",
@@ -27,7 +26,7 @@ import gc, os
 
 class FilterModule:
     def filters(self):
-        return {"heap_seen": lambda _: {"pid": os.getpid(), "frozen": gc.get_freeze_count()}}
+        return {"answer": lambda _: {"pid": os.getpid(), "frozen": gc.get_freeze_count()}}
 """
 
 
@@ -73,29 +72,7 @@ def test_both_shims_freeze_before_mitogen_starts(name: str) -> None:
 
 @pytest.mark.parametrize(("switch", "frozen"), [("1", True), ("0", False)])
 def test_a_forked_worker_inherits_the_frozen_heap(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, switch: str, frozen: bool
+    tmp_path: Path, switch: str, frozen: bool
 ) -> None:
-    plugins = tmp_path / "filters"
-    plugins.mkdir()
-    (plugins / "heap_seen.py").write_text(FILTER, encoding="utf-8")
-    monkeypatch.setenv("ANSIBLE_FILTER_PLUGINS", str(plugins))
-    monkeypatch.setenv(frozen_heap.ENV, switch)
-    out = tmp_path / "seen.json"
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [
-            {
-                "name": "Write down what the worker saw",
-                "ansible.builtin.copy": {
-                    "content": "{{ 0 | heap_seen | to_json }}",
-                    "dest": str(out),
-                    "mode": "0644",
-                },
-            }
-        ],
-    }
-    done = run_play(tmp_path, [play])
-    assert done.returncode == 0, done.stdout + done.stderr
-    seen = json.loads(out.read_text(encoding="utf-8"))
+    seen = worker_answer(tmp_path, FILTER, {frozen_heap.ENV: switch})
     assert (seen["frozen"] > 0) is frozen, seen

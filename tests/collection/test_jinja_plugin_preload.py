@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from ansible_collections.llmhost.core.plugins.plugin_utils import frozen_heap
 from ansible_collections.llmhost.core.plugins.plugin_utils import jinja_plugin_preload as preload
-from role_runner import run_play
+from role_runner import worker_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES = [
@@ -36,7 +36,7 @@ import os, sys
 class FilterModule:
     def filters(self):
         at = "ansible_collections.llmhost.core.plugins.filter."
-        return {"seen": lambda _: sorted(k[len(at):] for k in sys.modules if k.startswith(at))}
+        return {"answer": lambda _: sorted(k[len(at):] for k in sys.modules if k.startswith(at))}
 """
 
 
@@ -133,29 +133,7 @@ def test_both_shims_preload_before_the_freeze(name: str) -> None:
 
 @pytest.mark.parametrize(("switch", "loaded"), [("1", True), ("0", False)])
 def test_a_forked_worker_finds_the_collections_filters_loaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, switch: str, loaded: bool
+    tmp_path: Path, switch: str, loaded: bool
 ) -> None:
-    plugins = tmp_path / "filters"
-    plugins.mkdir()
-    (plugins / "seen.py").write_text(SEEN, encoding="utf-8")
-    monkeypatch.setenv("ANSIBLE_FILTER_PLUGINS", str(plugins))
-    monkeypatch.setenv(preload.ENV, switch)
-    out = tmp_path / "seen.json"
-    play = {
-        "hosts": "localhost",
-        "gather_facts": False,
-        "tasks": [
-            {
-                "name": "Write down what the worker had loaded",
-                "ansible.builtin.copy": {
-                    "content": "{{ 0 | seen | to_json }}",
-                    "dest": str(out),
-                    "mode": "0644",
-                },
-            }
-        ],
-    }
-    done = run_play(tmp_path, [play])
-    assert done.returncode == 0, done.stdout + done.stderr
-    seen = json.loads(out.read_text(encoding="utf-8"))
+    seen = worker_answer(tmp_path, SEEN, {preload.ENV: switch})
     assert seen == (FILTERS if loaded else []), seen

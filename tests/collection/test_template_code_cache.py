@@ -6,7 +6,6 @@ error is an error every time; a damaged or unsafe cache is not trusted."""
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import json
 import os
@@ -211,10 +210,25 @@ def test_the_switch_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
-def test_both_shims_install_it(name: str) -> None:
-    source = importlib.util.find_spec(name).origin  # type: ignore[union-attr]
-    text = Path(source).read_text(encoding="utf-8")
-    assert "template_code_cache.install()" in text
+def test_importing_a_shim_installs_it(name: str, tmp_path: Path) -> None:
+    script = f"""
+import importlib, inspect, json
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([{str(ROOT / "collections")!r}])
+from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible_collections.llmhost.core.plugins.plugin_utils import template_code_cache
+importlib.import_module({name!r})
+compile = AnsibleEnvironment.compile
+print(json.dumps([template_code_cache.stats(), inspect.unwrap(compile) is not compile]))
+"""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop(cache.ENV, None)
+    done = subprocess.run(  # this interpreter, a fixed script
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    stats, patched = json.loads(done.stdout.splitlines()[-1])
+    assert patched is True and stats["compiled"] == 0
 
 
 @pytest.mark.parametrize("switch", ["1", "0"])

@@ -19,14 +19,7 @@ from __future__ import annotations
 
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
-from ansible_collections.llmhost.core.plugins.plugin_utils import (
-    mitogen_affinity,
-    template_code_cache,
-)
-from ansible_collections.llmhost.core.plugins.plugin_utils.frozen_heap import FrozenHeapMixin
-from ansible_collections.llmhost.core.plugins.plugin_utils.jinja_plugin_preload import (
-    JinjaPluginPreloadMixin,
-)
+from ansible_collections.llmhost.core.plugins.plugin_utils import strategy_savings
 
 DOCUMENTATION = r"""
 name: mitogen_docker_linear
@@ -39,22 +32,18 @@ author: llmhost
 
 ansible_mitogen.strategy.REDIRECTED_CONNECTION_PLUGINS = ("docker",)
 
-# No CPU pinning: Mitogen's fixed policy puts all of Ansible on one CPU of a small control
-# node (plugin_utils/mitogen_affinity.py has the figures).
-mitogen_affinity.unpin()
-# Each template compiled once per control node, not per host and task; workers fork with
-# it in place (plugin_utils/template_code_cache.py has the figures).
-template_code_cache.install()
+# No CPU pinning, each template compiled once per control node (plugin_utils/
+# strategy_savings.py names each saving and where its figures are).
+strategy_savings.prepare()
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
 class StrategyModule(
-    JinjaPluginPreloadMixin, FrozenHeapMixin, ansible_mitogen.strategy.StrategyMixin, _Linear
+    strategy_savings.SavingsMixin, ansible_mitogen.strategy.StrategyMixin, _Linear
 ):  # type: ignore[misc,valid-type]
     """Linear strategy with Mitogen's connection multiplexer for docker connections.
 
-    JinjaPluginPreloadMixin loads the filter and test plugins once, before workers fork
-    (plugin_utils/jinja_plugin_preload.py); FrozenHeapMixin then freezes the heap
-    (plugin_utils/frozen_heap.py).
+    SavingsMixin, before each play's first fork: the Jinja plugins loaded, the heap frozen
+    (plugin_utils/strategy_savings.py).
     """
