@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support import openai_double as server
-from tests.support.openai_double import serving
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collections"))
-
 from ansible_collections.llmhost.core.plugins.module_utils import eval_cases as ec
 from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     case_row,
@@ -27,6 +20,9 @@ from ansible_collections.llmhost.core.plugins.module_utils.eval_report import (
     result_row,
 )
 from ansible_collections.llmhost.core.plugins.modules import openai_eval as oe
+
+from tests.support import openai_double as server
+from tests.support.openai_double import serving
 
 KEY = "scale-test-key-0123456789"
 CASES = 500

@@ -125,17 +125,20 @@ def test_the_folder_is_private(installed: Path) -> None:
 
 def test_another_process_loads_instead_of_compiling(installed: Path) -> None:
     expected = [_render(t) for t in TEMPLATES] + [_condition(e) for e, _ in CONDITIONALS]
-    paths = [str(ROOT / "collections"), str(ROOT / "tests"), str(ROOT / "tests" / "collection")]
-    script = f"""
-import json, sys
-sys.path[:0] = {paths!r}
+    script = """
+import json
 from ansible_collections.llmhost.core.plugins.plugin_utils import template_code_cache as cache
 from test_template_code_cache import TEMPLATES, CONDITIONALS, _render, _condition
 assert cache.install()
 out = [_render(t) for t in TEMPLATES] + [_condition(e) for e, _ in CONDITIONALS]
-print(json.dumps({{"out": out, "stats": cache.stats()}}))
+print(json.dumps({"out": out, "stats": cache.stats()}))
 """
-    env = {**os.environ, "XDG_CACHE_HOME": str(installed.parents[1])}
+    paths = [ROOT / "collections", ROOT / "tests", ROOT / "tests" / "collection"]
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(installed.parents[1]),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in paths),
+    }
     done = subprocess.run(  # this interpreter, a fixed script
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
     )
