@@ -169,14 +169,27 @@ def test_a_damaged_file_is_compiled_and_written_anew(installed: Path) -> None:
     want = _render(TEMPLATES[0])
     (damaged,) = _files(installed)
     damaged.write_bytes(b"j2 not what Jinja wrote")
-    _reset()  # a new process: nothing in memory
-    cache._state["installed"] = True
-    cache._state["disk"] = __import__("jinja2.bccache").bccache.FileSystemBytecodeCache(
-        str(damaged.parent), "%s.code"
-    )
+    cache._memory.clear()  # as in a new process: nothing in memory, the same folder
+    cache._state.update(compiled=0, loaded=0)
     assert _render(TEMPLATES[0]) == want
     assert cache.stats()["compiled"] == 1
     assert damaged.read_bytes().startswith(b"j2") and b"not what" not in damaged.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["template", "expression"])
+def test_the_debugging_mode_compiles_as_before(
+    installed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
+    """ansible-core's template debugging writes each compiled source out: not cached."""
+    monkeypatch.setattr(AnsibleEnvironment, "_debuggable_template_source", True)
+    monkeypatch.setattr(AnsibleEnvironment, "_debuggable_template_source_path", tmp_path / "dbg")
+    for _ in range(2):
+        if kind == "template":
+            assert _render(TEMPLATES[1]) == "1,2,3-6"
+        else:
+            assert _condition(CONDITIONALS[0][0]) is True
+    # Cached, the first render would count one compilation and write one file.
+    assert cache.stats()["compiled"] == 0 and _files(installed) == []
 
 
 def test_a_shared_folder_is_not_used(tmp_path: Path) -> None:
